@@ -1,0 +1,169 @@
+// Plugin interfaces and their DI tokens. Implementations live in experts/, routers/
+// and export/, each folder registering its own with one explicit
+// `registerBuiltins(container)` called from the composition root (cli/, index.ts).
+// The build pipeline in core resolves them with `container.resolveAll(TOKEN)`, so
+// core never imports its siblings. Constructor parameters use explicit
+// `@inject(TOKEN)`: esbuild-based runners (tsx) emit no decorator metadata.
+
+import type { z } from 'zod';
+import type { NormalizedConfig } from './config/types.js';
+import type { TensorRole } from './roles.js';
+import type { Rng } from './rng.js';
+
+// ---------------------------------------------------------------------------
+// Expert sources: where models come from (local folders, the Hugging Face Hub).
+
+export interface ModelFiles {
+  /** The reference as the user wrote it (`org/name@rev`, `./models/x`). */
+  ref: string;
+  /** A local folder holding config.json, safetensors and tokenizer files. */
+  folder: string;
+  /** Provenance: the resolved commit for Hub models, absent for local folders. */
+  revision?: string;
+}
+
+export interface RemoteTensorHeader {
+  dtype: string;
+  shape: number[];
+}
+
+/** What can be known about a model without its weights: for planning and `inspect`. */
+export interface ModelDescription {
+  ref: string;
+  config: Record<string, unknown>;
+  /** Tensor name → dtype and shape, from the safetensors headers. */
+  tensors: Map<string, RemoteTensorHeader>;
+  /** Weight bytes on the source (sum of safetensors files). */
+  weightBytes: number;
+  files: string[];
+  revision?: string;
+}
+
+export interface FetchOptions {
+  /** Called with per-file progress for long downloads. */
+  onProgress?: (event: { file: string; bytes: number; total: number }) => void;
+}
+
+export interface ExpertSource {
+  readonly name: string;
+  /** True when this source understands the reference (a local path, `org/name[@rev]`). */
+  canResolve(ref: string): boolean;
+  /** Makes the model's files available locally (downloading if needed). */
+  fetch(ref: string, options?: FetchOptions): Promise<ModelFiles>;
+  /** Config and tensor headers only, without fetching weights. */
+  describe(ref: string): Promise<ModelDescription>;
+}
+
+// ---------------------------------------------------------------------------
+// Merge methods: how several versions of one tensor become one.
+
+/** Reads a range of elements [start, end) of one input tensor, decoded to float32. */
+export type ChunkReader = (start: number, end: number) => Promise<Float32Array>;
+
+export interface MergeTensorInput {
+  /** Output tensor name (for error messages). */
+  tensorName: string;
+  role: TensorRole;
+  layer: number | undefined;
+  numLayers: number;
+  shape: number[];
+  numel: number;
+  /** The task-vector origin; absent for methods that need none (linear, slerp w/o base). */
+  base: ChunkReader | undefined;
+  models: ChunkReader[];
+  /** Global parameters, resolved for this tensor (gradients and filters applied). */
+  global: Record<string, unknown>;
+  /** Per-model parameters, resolved for this tensor, in `models` order. */
+  perModel: Record<string, unknown>[];
+  /** Seeded generator for this tensor (derived from the merge seed and the tensor name). */
+  rng: Rng;
+  /** Elements per chunk: memory stays bounded by chunkSize × models. */
+  chunkSize: number;
+}
+
+export interface MergeMethod {
+  /** mergekit's name (`ties`, `dare_ties`, …). */
+  readonly name: string;
+  /** The paper or reference implementation this method follows. */
+  readonly reference: string;
+  /** Whether `base_model` is required (task-vector methods). */
+  readonly requiresBase: boolean;
+  /** zod schemas; parameters are validated before any tensor is read. */
+  readonly globalParameters: z.ZodType;
+  readonly modelParameters: z.ZodType;
+  /** Checks the number of models and parameter combinations; throws `invalid_parameter`. */
+  validate(global: Record<string, unknown>, perModel: Record<string, unknown>[], hasBase: boolean): void;
+  /** Merges one tensor, emitting consecutive output chunks through `write`. */
+  mergeTensor(input: MergeTensorInput, write: (start: number, values: Float32Array) => Promise<void>): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// Gate strategies: how router weights are made.
+
+export interface GateExpertInput {
+  name: string;
+  positivePrompts: string[];
+  negativePrompts: string[];
+  noiseScale: number | undefined;
+  residualScale: number | undefined;
+}
+
+/** Hidden states the builder computes on the base model with the forward engine. */
+export interface PromptHiddenStates {
+  /**
+   * Per decoder layer, one vector per prompt ([prompts, hidden] row-major), taken
+   * where `site` says and reduced over tokens as `reduce` says.
+   */
+  layers(prompts: string[], site: 'residual' | 'router_input', reduce: 'mean' | 'last'): Promise<Float32Array[]>;
+  /** Token embeddings of each prompt, averaged (mergekit's cheap_embed). */
+  embeddingMeans(prompts: string[]): Promise<Float32Array>;
+}
+
+export interface GateContext {
+  config: NormalizedConfig;
+  experts: GateExpertInput[];
+  /** Layers that get a router (sparse layers of the output). */
+  layers: number[];
+  states: PromptHiddenStates;
+  rng: Rng;
+  options: Record<string, unknown>;
+}
+
+export interface GateStrategy {
+  /** The recipe's `gate_mode` value. */
+  readonly name: string;
+  readonly needsPrompts: boolean;
+  /** Router weights per layer in `ctx.layers` order, each [experts, hidden] row-major. */
+  computeGates(ctx: GateContext): Promise<Float32Array[]>;
+}
+
+// ---------------------------------------------------------------------------
+// Output formats: which MoE checkpoint layout a build writes.
+
+export interface MoeShape {
+  numExperts: number;
+  expertsPerToken: number;
+  /** Present when the output has a shared expert (Qwen2-MoE). */
+  sharedExpertIntermediateSize: number | null;
+}
+
+export interface OutputFormat {
+  /** The recipe's `architecture` value (`mixtral`, `qwen2_moe`, `qwen3_moe`). */
+  readonly name: string;
+  /** The architecture family whose role → name table the output uses. */
+  readonly family: 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
+  /** Whether this format can be built from dense models of this family. */
+  supports(base: NormalizedConfig): boolean;
+  /** The output config.json (transformers v4 spelling, which v5 reads). */
+  synthesizeConfig(base: NormalizedConfig, shape: MoeShape, dtype: string): Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------
+// DI tokens.
+
+export const TOKENS = {
+  ExpertSource: Symbol.for('moeforge.ExpertSource'),
+  MergeMethod: Symbol.for('moeforge.MergeMethod'),
+  GateStrategy: Symbol.for('moeforge.GateStrategy'),
+  OutputFormat: Symbol.for('moeforge.OutputFormat'),
+} as const;
