@@ -12,6 +12,7 @@ export type TensorRole =
   | 'attn_q_bias'
   | 'attn_k_bias'
   | 'attn_v_bias'
+  | 'attn_o_bias' // llama / qwen3 with attention_bias: true (o_proj bias=config.attention_bias)
   | 'attn_q_norm' // qwen3: per-head RMSNorm on q
   | 'attn_k_norm' // qwen3: per-head RMSNorm on k
   | 'input_norm'
@@ -49,6 +50,7 @@ export const ROLE_INFO: Record<TensorRole, RoleInfo> = {
   attn_q_bias: { scope: 'layer', kind: 'bias', group: 'self_attn' },
   attn_k_bias: { scope: 'layer', kind: 'bias', group: 'self_attn' },
   attn_v_bias: { scope: 'layer', kind: 'bias', group: 'self_attn' },
+  attn_o_bias: { scope: 'layer', kind: 'bias', group: 'self_attn' },
   attn_q_norm: { scope: 'layer', kind: 'norm', group: 'self_attn' },
   attn_k_norm: { scope: 'layer', kind: 'norm', group: 'self_attn' },
   input_norm: { scope: 'layer', kind: 'norm', group: 'norm' },
