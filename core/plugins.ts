@@ -36,6 +36,8 @@ export interface ModelDescription {
   /** Weight bytes on the source (sum of safetensors files). */
   weightBytes: number;
   files: string[];
+  /** Size in bytes of each file in `files`, where the source knows it. */
+  fileSizes?: Record<string, number>;
   revision?: string;
 }
 
@@ -81,6 +83,13 @@ export interface MergeTensorInput {
   chunkSize: number;
 }
 
+/** A parameter a merge method reads, with mergekit's default (`required` ones have none). */
+export interface MergeParameterDef {
+  name: string;
+  default?: number | boolean | string;
+  required?: boolean;
+}
+
 export interface MergeMethod {
   /** mergekit's name (`ties`, `dare_ties`, …). */
   readonly name: string;
@@ -88,7 +97,14 @@ export interface MergeMethod {
   readonly reference: string;
   /** Whether `base_model` is required (task-vector methods). */
   readonly requiresBase: boolean;
-  /** zod schemas; parameters are validated before any tensor is read. */
+  /**
+   * The parameters this method reads, as mergekit's `parameters()` / `tensor_parameters()`
+   * list them: the executor resolves exactly these for every tensor (a per-model parameter
+   * falls back to the global `parameters:` block, as mergekit's ConfigReader does).
+   */
+  readonly globalParameterDefs: readonly MergeParameterDef[];
+  readonly modelParameterDefs: readonly MergeParameterDef[];
+  /** zod schemas of the resolved values; parameters are validated before any tensor is read. */
   readonly globalParameters: z.ZodType;
   readonly modelParameters: z.ZodType;
   /** Checks the number of models and parameter combinations; throws `invalid_parameter`. */
@@ -111,16 +127,20 @@ export interface GateExpertInput {
 /** Hidden states the builder computes on the base model with the forward engine. */
 export interface PromptHiddenStates {
   /**
-   * Per decoder layer, one vector per prompt ([prompts, hidden] row-major), taken
-   * where `site` says and reduced over tokens as `reduce` says.
+   * Per decoder layer (all of them, in order), one vector per prompt ([prompts, hidden]
+   * row-major), taken where `site` says and reduced over tokens as `reduce` says.
+   * `residual` is mergekit's choice: `output_hidden_states[layer]`, the residual stream
+   * entering the layer; `router_input` is the output of the layer's
+   * post_attention_layernorm, what the MoE router actually reads.
    */
   layers(prompts: string[], site: 'residual' | 'router_input', reduce: 'mean' | 'last'): Promise<Float32Array[]>;
-  /** Token embeddings of each prompt, averaged (mergekit's cheap_embed). */
-  embeddingMeans(prompts: string[]): Promise<Float32Array>;
+  /** Per prompt, the sum of its tokens' embeddings ([prompts, hidden]): mergekit's cheap_embed input. */
+  embeddingSums(prompts: string[]): Promise<Float32Array>;
 }
 
 export interface GateContext {
   config: NormalizedConfig;
+  /** Routed experts, then (when they have prompts) shared experts, as mergekit stacks them. */
   experts: GateExpertInput[];
   /** Layers that get a router (sparse layers of the output). */
   layers: number[];
@@ -132,7 +152,10 @@ export interface GateContext {
 export interface GateStrategy {
   /** The recipe's `gate_mode` value. */
   readonly name: string;
+  /** mergekit refuses prompt-less experts for every mode but `random`. */
   readonly needsPrompts: boolean;
+  /** Whether it runs the base model (hidden states) rather than only its embeddings or nothing. */
+  readonly needsForward: boolean;
   /** Router weights per layer in `ctx.layers` order, each [experts, hidden] row-major. */
   computeGates(ctx: GateContext): Promise<Float32Array[]>;
 }
@@ -143,18 +166,31 @@ export interface GateStrategy {
 export interface MoeShape {
   numExperts: number;
   expertsPerToken: number;
-  /** Present when the output has a shared expert (Qwen2-MoE). */
+  /** Present when the output has a shared expert (Qwen2-MoE): its FFN width. */
   sharedExpertIntermediateSize: number | null;
 }
 
+/** What mergekit's `supports_config` looks at, known before any weight is read. */
+export interface FormatSupportInput {
+  /** `model_type` of the base, every expert and every shared expert, in that order. */
+  families: string[];
+  base: NormalizedConfig;
+  numSharedExperts: number;
+  gateMode: string;
+}
+
 export interface OutputFormat {
-  /** The recipe's `architecture` value (`mixtral`, `qwen2_moe`, `qwen3_moe`). */
+  /** moeforge's name and the recipe's `architecture` value (`mixtral`, `qwen2_moe`, `qwen3_moe`). */
   readonly name: string;
+  /** mergekit's `name()` (`Mixtral`, `Qwen MoE`, `Qwen3 MoE`): a recipe's `architecture` may be a prefix of it. */
+  readonly displayName: string;
   /** The architecture family whose role → name table the output uses. */
   readonly family: 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
-  /** Whether this format can be built from dense models of this family. */
-  supports(base: NormalizedConfig): boolean;
-  /** The output config.json (transformers v4 spelling, which v5 reads). */
+  /** Why this format cannot be built from these inputs, or undefined when it can (mergekit's `supports_config`). */
+  unsupportedReason(input: FormatSupportInput): string | undefined;
+  /** The output model as moeforge sees it: drives the tensor list (expectedTensors) and validation. */
+  outputConfig(base: NormalizedConfig, shape: MoeShape): NormalizedConfig;
+  /** The output config.json (transformers v4 spelling, which v5 reads); `dtype` is a torch dtype name. */
   synthesizeConfig(base: NormalizedConfig, shape: MoeShape, dtype: string): Record<string, unknown>;
 }
 
