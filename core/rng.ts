@@ -43,7 +43,9 @@ export class Rng {
 
   /** An independent generator for a labelled sub-task (e.g. one tensor). */
   derive(label: string): Rng {
-    return new Rng((this.seed ^ fnv1a(label)) + fnv1a(`${label}#${this.seed}`) * 0x100000000);
+    // High part kept to 21 bits so the sum stays below 2^53: a full 32-bit high part
+    // rounded away the low word, and every derived stream ignored the parent's seed.
+    return new Rng(((this.seed ^ fnv1a(label)) >>> 0) + (fnv1a(`${label}#${this.seed}`) & 0x1fffff) * 0x100000000);
   }
 
   /** Uniform 32-bit unsigned integer. */

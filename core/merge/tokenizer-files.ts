@@ -1,0 +1,60 @@
+// Tokenizer and generation files carried into a merge output, from its tokenizer source
+// (mergekit copies the base model's tokenizer unless told otherwise).
+import { copyFile, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { MoeforgeError, fsError } from '../errors.js';
+
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'generation_config.json',
+  'chat_template.jinja',
+  'chat_template.json',
+] as const;
+
+async function readIf(p: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fsError(e, p, 'read');
+  }
+}
+
+/** Copies the tokenizer files present in `from` into `to`; returns the names copied. */
+export async function copyTokenizerFiles(from: string, to: string): Promise<string[]> {
+  const copied: string[] = [];
+  for (const name of TOKENIZER_FILES) {
+    const src = path.join(from, name);
+    try {
+      await copyFile(src, path.join(to, name));
+      copied.push(name);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, src, 'copy');
+    }
+  }
+  return copied;
+}
+
+/**
+ * mergekit's `union` builds a new vocabulary; moeforge accepts it only when every model has the
+ * same tokenizer.json (then the union is that tokenizer) and says so otherwise.
+ */
+export async function checkSameTokenizer(folders: { ref: string; folder: string }[]): Promise<void> {
+  const first = await readIf(path.join(folders[0]!.folder, 'tokenizer.json'));
+  for (const f of folders.slice(1)) {
+    const other = await readIf(path.join(f.folder, 'tokenizer.json'));
+    if ((first === undefined) !== (other === undefined) || (first && other && !first.equals(other))) {
+      throw new MoeforgeError(
+        'incompatible_models',
+        `tokenizer_source union needs a merged vocabulary, which moeforge does not build: ${f.ref} has a different tokenizer.json than ${folders[0]!.ref} (use tokenizer_source: base)`,
+        { path: 'tokenizer_source' },
+      );
+    }
+  }
+}
