@@ -1,0 +1,96 @@
+// `moeforge build <recipe.yml> --out <folder>`: a mergekit-moe recipe (or a moeforge
+// one) into a Mixtral / Qwen2-MoE / Qwen3-MoE folder. Thin: parse options, take the
+// container from the composition root (index.ts createContainer), call core/build, print.
+import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { buildMoe, planFromRecipe, readRecipeFile } from '../../core/build/build.js';
+import { formatPlan } from '../../core/build/dry-run.js';
+import { MoeforgeError } from '../../core/errors.js';
+import { parseByteSize } from '../../core/fs/atomic.js';
+import { formatBytes } from '../../core/inspect.js';
+import { createContainer } from '../../index.js';
+
+export interface BuildCommandOptions {
+  out?: string;
+  dryRun?: boolean;
+  seed?: string;
+  shardSize?: string;
+  dtype?: string;
+  quiet?: boolean;
+  overwrite?: boolean;
+  allowIdenticalExperts?: boolean;
+  maxMemory?: string;
+}
+
+function parseSeed(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new MoeforgeError('invalid_argument', `"${s}" is not a whole number >= 0`, { path: '--seed' });
+  return Number(s);
+}
+
+export async function runBuild(recipeFile: string, opts: BuildCommandOptions): Promise<void> {
+  const c = createContainer();
+  if (!opts.dryRun && !opts.out) throw new MoeforgeError('invalid_argument', 'give the output folder with --out <folder> (or use --dry-run)', { path: '--out' });
+  const recipe = await readRecipeFile(c, recipeFile, { allowIdenticalExperts: opts.allowIdenticalExperts ?? false });
+  const planOptions = {
+    seed: parseSeed(opts.seed),
+    shardSize: opts.shardSize,
+    dtype: opts.dtype,
+    maxResidentBytes: opts.maxMemory ? parseByteSize(opts.maxMemory) : undefined,
+  };
+  if (opts.dryRun) {
+    const plan = await planFromRecipe(c, recipe, planOptions);
+    process.stdout.write(formatPlan(plan));
+    return;
+  }
+  const showBar = !opts.quiet && process.stderr.isTTY === true;
+  const bar = showBar
+    ? new SingleBar({ format: 'building {bar} {percentage}% | {done}/{all} | {speed}/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true })
+    : undefined;
+  const t0 = performance.now();
+  let started = false;
+  try {
+    const { plan, result } = await buildMoe(c, recipe, opts.out!, {
+      ...planOptions,
+      overwrite: opts.overwrite ?? false,
+      onProgress: (p) => {
+        if (!bar) return;
+        if (!started) {
+          bar.start(p.totalBytes, 0, { done: '0 B', all: formatBytes(p.totalBytes), speed: '0 B' });
+          started = true;
+        }
+        const s = (performance.now() - t0) / 1000;
+        bar.update(p.bytesWritten, { done: formatBytes(p.bytesWritten), all: formatBytes(p.totalBytes), speed: formatBytes(p.bytesWritten / Math.max(s, 1e-3)) });
+      },
+    });
+    bar?.stop();
+    if (!opts.quiet) for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (!opts.quiet) {
+      process.stdout.write(
+        `built ${plan.format.name} (${plan.recipe.experts.length} experts, gate ${plan.gate.mode}) in ${result.out}: ${result.tensors} tensors, ${formatBytes(result.bytes)} in ${result.shards} shard(s), ${result.seconds.toFixed(1)} s\n`,
+      );
+    }
+  } catch (e) {
+    bar?.stop();
+    throw e;
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('build')
+    .description('build a mixture of experts from a mergekit-moe (or moeforge) recipe')
+    .argument('<recipe>', 'recipe YAML file')
+    .option('--out <folder>', 'output folder (written atomically: nothing appears unless the build completes)')
+    .option('--dry-run', 'print the plan (format, tensors, bytes, shards, gate computation, peak memory) and write nothing')
+    .option('--seed <n>', 'seed for every random choice (random gates, noise_scale, DARE drops); default the recipe seed, else 0')
+    .option('--shard-size <size>', 'largest output shard, e.g. 2GB, 500MB, 5GiB (default 5GB)')
+    .option('--dtype <dtype>', 'output dtype: float32, float16 or bfloat16 (default the recipe dtype, else the base model)')
+    .option('--max-memory <size>', 'float32 weight bytes the gate computation may hold; above it the base model is streamed layer by layer (default 2GiB)')
+    .option('--overwrite', 'replace an existing output folder')
+    .option('--allow-identical-experts', "allow every expert to be the same model (mergekit's --i-understand-this-is-not-useful-without-training)")
+    .option('--quiet', 'no progress bar and no summary line')
+    .action(async (recipe: string, opts: BuildCommandOptions) => {
+      await runBuild(recipe, opts);
+    });
+}

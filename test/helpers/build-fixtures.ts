@@ -1,0 +1,26 @@
+// Model folders for build tests: golden tiny checkpoints copied with a character
+// tokenizer (the goldens ship none), and the public container with every built-in plugin.
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { DependencyContainer } from 'tsyringe';
+import { charTokenizerFiles } from '../../benchmarks/synthetic/char-tokenizer.js';
+import { createContainer } from '../../index.js';
+import { golden, type GOLDEN_MODELS } from './paths.js';
+
+/** The composition root's container: every built-in plugin. */
+export function buildTestContainer(): DependencyContainer {
+  return createContainer();
+}
+
+export async function addCharTokenizer(folder: string): Promise<void> {
+  for (const [f, text] of Object.entries(charTokenizerFiles({ vocabSize: 128 }))) await writeFile(path.join(folder, f), text);
+}
+
+/** A copy of a golden model (config + weights) with a tokenizer, at dir/name. */
+export async function goldenCopy(dir: string, model: (typeof GOLDEN_MODELS)[number], name: string): Promise<string> {
+  const folder = path.join(dir, name);
+  await mkdir(folder, { recursive: true });
+  for (const f of ['config.json', 'model.safetensors']) await copyFile(path.join(golden(model), f), path.join(folder, f));
+  await addCharTokenizer(folder);
+  return folder;
+}
