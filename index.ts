@@ -1,0 +1,33 @@
+// moeforge's public API: the composition root (createContainer) and the pieces a
+// program embedding moeforge uses. The CLI and the benchmarks go through here.
+import 'reflect-metadata';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { registerBuiltins as registerExperts } from './experts/register.js';
+import type { HubContextOptions } from './experts/hub/context.js';
+import { registerOutputFormats } from './export/register.js';
+import { registerGateStrategies } from './routers/register.js';
+
+/** A fresh DI container with every built-in plugin registered (sources, merge methods, gates, formats). */
+export function createContainer(options: { hub?: HubContextOptions } = {}): DependencyContainer {
+  const container = rootContainer.createChildContainer();
+  registerExperts(container, options);
+  registerGateStrategies(container);
+  registerOutputFormats(container);
+  return container;
+}
+
+export { MoeforgeError, isMoeforgeError, type ErrorCode } from './core/errors.js';
+export { TOKENS } from './core/plugins.js';
+export type { ExpertSource, MergeMethod, GateStrategy, OutputFormat, ModelFiles, ModelDescription } from './core/plugins.js';
+export type { TensorRole, TensorSlot } from './core/roles.js';
+export type { NormalizedConfig, ModelFamily } from './core/config/types.js';
+export { Rng } from './core/rng.js';
+export { VERSION } from './core/version.js';
+export { normalizeConfig } from './core/config/normalize.js';
+export { getArchitecture, tensorName, parseTensorName, expectedTensors, validateTensors } from './core/architectures/index.js';
+export { SafetensorsReader } from './core/safetensors/reader.js';
+export { SafetensorsWriter, writeSafetensors, encodeHeader, type TensorSpec } from './core/safetensors/writer.js';
+export { Checkpoint } from './core/checkpoint/checkpoint.js';
+export { CheckpointWriter } from './core/checkpoint/writer.js';
+export { summarizeModel, summarizeFolder, formatSummary, type ModelSummary } from './core/inspect.js';
+export { fetchModel, describeModel } from './core/sources.js';
