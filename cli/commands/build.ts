@@ -8,7 +8,10 @@ import { formatPlan } from '../../core/build/dry-run.js';
 import { MoeforgeError } from '../../core/errors.js';
 import { parseByteSize } from '../../core/fs/atomic.js';
 import { formatBytes } from '../../core/inspect.js';
+import { hubEnv } from '../../core/hub/env.js';
+import { isHubRepoId } from '../../core/hub/model-ref.js';
 import { createContainer } from '../../index.js';
+import { runPush } from './push.js';
 
 export interface BuildCommandOptions {
   out?: string;
@@ -20,6 +23,8 @@ export interface BuildCommandOptions {
   overwrite?: boolean;
   allowIdenticalExperts?: boolean;
   maxMemory?: string;
+  push?: string;
+  private?: boolean;
 }
 
 function parseSeed(s: string | undefined): number | undefined {
@@ -31,6 +36,11 @@ function parseSeed(s: string | undefined): number | undefined {
 export async function runBuild(recipeFile: string, opts: BuildCommandOptions): Promise<void> {
   const c = createContainer();
   if (!opts.dryRun && !opts.out) throw new MoeforgeError('invalid_argument', 'give the output folder with --out <folder> (or use --dry-run)', { path: '--out' });
+  // A push target that cannot work is refused before hours of building, not after.
+  if (opts.push !== undefined && !opts.dryRun) {
+    if (!isHubRepoId(opts.push) || !opts.push.includes('/')) throw new MoeforgeError('invalid_argument', 'expected a Hub repo id org/name', { path: '--push' });
+    if (!hubEnv().token) throw new MoeforgeError('hub_unauthorized', 'pushing needs a token with write access (set HF_TOKEN or run huggingface-cli login)', { path: '--push' });
+  }
   const recipe = await readRecipeFile(c, recipeFile, { allowIdenticalExperts: opts.allowIdenticalExperts ?? false });
   const planOptions = {
     seed: parseSeed(opts.seed),
@@ -74,6 +84,7 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
     bar?.stop();
     throw e;
   }
+  if (opts.push !== undefined) await runPush(opts.out!, opts.push, { private: opts.private ?? false });
 }
 
 export function register(program: Command): void {
@@ -89,7 +100,10 @@ export function register(program: Command): void {
     .option('--max-memory <size>', 'float32 weight bytes the gate computation may hold; above it the base model is streamed layer by layer (default 2GiB)')
     .option('--overwrite', 'replace an existing output folder')
     .option('--allow-identical-experts', "allow every expert to be the same model (mergekit's --i-understand-this-is-not-useful-without-training)")
+    .option('--push <org/name>', 'upload the result to this Hub repo when the build succeeds (needs HF_TOKEN)')
+    .option('--private', 'with --push: create the repo as private')
     .option('--quiet', 'no progress bar and no summary line')
+    .addHelpText('after', '\nExamples:\n  $ moeforge build recipe.yml --out ./my-moe --dry-run\n  $ moeforge build recipe.yml --out ./my-moe --seed 1 --dtype bfloat16 --push my-org/my-moe')
     .action(async (recipe: string, opts: BuildCommandOptions) => {
       await runBuild(recipe, opts);
     });
