@@ -89,18 +89,32 @@ export async function initBackend(preferred?: BackendName): Promise<BackendInfo>
       path: '--backend',
     });
   }
+  // Callers may race (several models loading at once): they all wait on the one
+  // setup under way instead of switching backends under each other's tensors.
+  while (pending) await pending.catch(() => undefined);
   if (current && (preferred === undefined || current.name === preferred)) return current;
+  pending = selectBackend(preferred);
+  try {
+    current = await pending;
+    return current;
+  } finally {
+    pending = undefined;
+  }
+}
+
+let pending: Promise<BackendInfo> | undefined;
+
+async function selectBackend(preferred: BackendName | undefined): Promise<BackendInfo> {
   if (preferred !== undefined) {
     const info = await TRY[preferred]();
     if (!info) {
       throw new MoeforgeError('invalid_argument', `backend '${preferred}' is not available on this machine`, { path: '--backend' });
     }
-    current = info;
     return info;
   }
-  current = (await tryWasm()) ?? (await tryCpu());
-  if (!current) throw new MoeforgeError('invalid_argument', 'no tfjs backend could be initialised (wasm and cpu both failed)');
-  return current;
+  const info = (await tryWasm()) ?? (await tryCpu());
+  if (!info) throw new MoeforgeError('invalid_argument', 'no tfjs backend could be initialised (wasm and cpu both failed)');
+  return info;
 }
 
 /** The backend in use, if one was initialised. */

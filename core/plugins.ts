@@ -81,6 +81,27 @@ export interface MergeTensorInput {
   rng: Rng;
   /** Elements per chunk: memory stays bounded by chunkSize × models. */
   chunkSize: number;
+  /** What the method's `prepare` returned (data-driven methods: coefficients, masks), else undefined. */
+  prepared?: unknown;
+}
+
+/** What a data-driven method's pre-pass sees: called once, before any tensor is merged (issue 10). */
+export interface MergePrepareContext {
+  /** The task-vector origin's folder (requiresBase methods). */
+  baseFolder: string | undefined;
+  /** Folders and references (as written) of the merged models, in `models` order. */
+  modelFolders: string[];
+  modelRefs: string[];
+  /** The template model's folder: its tokenizer reads a model's data when the model has none. */
+  templateFolder: string;
+  /** Global and per-model parameters (the method's defs) resolved for no particular tensor (t = 0, no filter). */
+  global: Record<string, unknown>;
+  perModel: Record<string, unknown>[];
+  /** Folder relative data paths are resolved against (the config file's). */
+  configDir: string;
+  seed: number;
+  /** A line for the user: printed by the CLI, kept in the model card and moeforge.yml. */
+  note(line: string): void;
 }
 
 /** A parameter a merge method reads, with mergekit's default (`required` ones have none). */
@@ -109,8 +130,33 @@ export interface MergeMethod {
   readonly modelParameters: z.ZodType;
   /** Checks the number of models and parameter combinations; throws `invalid_parameter`. */
   validate(global: Record<string, unknown>, perModel: Record<string, unknown>[], hasBase: boolean): void;
+  /** Optional pre-pass over whole models (calibration data, gradients); its result reaches every mergeTensor as `prepared`. */
+  prepare?(ctx: MergePrepareContext): Promise<unknown>;
   /** Merges one tensor, emitting consecutive output chunks through `write`. */
   mergeTensor(input: MergeTensorInput, write: (start: number, values: Float32Array) => Promise<void>): Promise<void>;
+}
+
+/**
+ * Reverts the layers of a merged model that do not pay for themselves (issue 10: importance-based
+ * expert enhancement, `enhance_threshold` / `enhance_keep` per model): given to the merge executor
+ * by the composition root (MergeRunOptions.enhancer), so core never imports experts/.
+ */
+export interface ModelEnhancer {
+  /** Per-model parameters it reads (resolved with the usual fallback to the global block). */
+  readonly modelParameterDefs: readonly MergeParameterDef[];
+  /** Whether these parameters ask for enhancement (throws invalid_parameter when out of range). */
+  wants(params: Record<string, unknown>, where: string): boolean;
+  /** The layers of this model to replace by the base's before merging. */
+  revertedLayers(ctx: {
+    baseFolder: string;
+    folder: string;
+    ref: string;
+    templateFolder: string;
+    params: Record<string, unknown>;
+    where: string;
+    configDir: string;
+    note(line: string): void;
+  }): Promise<number[]>;
 }
 
 // ---------------------------------------------------------------------------
@@ -122,6 +168,8 @@ export interface GateExpertInput {
   negativePrompts: string[];
   noiseScale: number | undefined;
   residualScale: number | undefined;
+  /** gate_mode learned: the expert's `train_data:` file (text or JSONL, one sample per line). */
+  trainData?: string | undefined;
 }
 
 /** Hidden states the builder computes on the base model with the forward engine. */
@@ -147,6 +195,10 @@ export interface GateContext {
   states: PromptHiddenStates;
   rng: Rng;
   options: Record<string, unknown>;
+  /** The MoE being built (folders of the base and of each routed expert), for gates trained on its own router inputs. */
+  moe?: { baseFolder: string; expertFolders: string[]; expertsPerToken: number; normTopkProb: boolean };
+  /** Lines a strategy reports (e.g. held-out routing accuracy per layer): the build prints them and the model card lists them. */
+  report?: string[];
 }
 
 export interface GateStrategy {

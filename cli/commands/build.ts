@@ -11,6 +11,8 @@ import { formatBytes } from '../../core/inspect.js';
 import { hubEnv } from '../../core/hub/env.js';
 import { isHubRepoId } from '../../core/hub/model-ref.js';
 import { createContainer } from '../../index.js';
+import { detectHeteroRecipe } from '../../core/build/hetero.js';
+import { runHeteroBuild } from '../../export/formats/hetero/build.js';
 import { runPush } from './push.js';
 
 export interface BuildCommandOptions {
@@ -42,6 +44,9 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
     if (!hubEnv().token) throw new MoeforgeError('hub_unauthorized', 'pushing needs a token with write access (set HF_TOKEN or run huggingface-cli login)', { path: '--push' });
   }
   const recipe = await readRecipeFile(c, recipeFile, { allowIdenticalExperts: opts.allowIdenticalExperts ?? false });
+  // Experts of other architectures or sizes than the base: a heterogeneous MoE (issue 9, core/build/hetero.ts).
+  const hetero = await detectHeteroRecipe(c, recipe);
+  if (hetero) return runHeteroBuild(c, hetero, opts);
   const planOptions = {
     seed: parseSeed(opts.seed),
     shardSize: opts.shardSize,
@@ -75,6 +80,7 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
     });
     bar?.stop();
     if (!opts.quiet) for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (!opts.quiet) for (const line of result.gateReport) process.stdout.write(`gate ${line}\n`);
     if (!opts.quiet) {
       process.stdout.write(
         `built ${plan.format.name} (${plan.recipe.experts.length} experts, gate ${plan.gate.mode}) in ${result.out}: ${result.tensors} tensors, ${formatBytes(result.bytes)} in ${result.shards} shard(s), ${result.seconds.toFixed(1)} s\n`,

@@ -103,6 +103,7 @@ export async function executeBuild(container: DependencyContainer, plan: BuildPl
       numLayers: plan.outputConfig.numLayers,
       mergeMethod: plan.mergeMethod,
       mergeParams: plan.mergeParams,
+      sharedExpertMerge: plan.sharedExpertMerge,
     };
     // Shard order is plan order (planShards keeps it), which is the order the writer expects.
     for (const shard of writer.shards) {

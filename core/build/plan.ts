@@ -30,7 +30,7 @@ export type TensorOp =
   /** An expert FFN tensor: copy plus mergekit's noise_scale / residual_scale. */
   | { kind: 'expert'; model: number; input: string; raw: boolean; noiseScale: number | null; scale: number | null }
   /** A shared weight merged over the experts' models (base = task-vector origin). */
-  | { kind: 'merge'; method: string; base: number; models: number[]; input: string }
+  | { kind: 'merge'; method: string; base: number; models: number[]; input: string; sharedExpert?: boolean }
   /** A shared weight averaged over the experts' models (Branch-Train-MiX). */
   | { kind: 'average'; models: number[]; input: string }
   /** Router weights of a layer: routed experts [E, d], or the Qwen2-MoE shared expert's gate [1, d]. */
@@ -78,6 +78,8 @@ export interface BuildPlan {
   mergeMethod: MergeMethod | undefined;
   /** Resolved merge parameters (global, and one entry per merged expert model). */
   mergeParams: { global: Record<string, unknown>; perModel: Record<string, unknown>[] } | undefined;
+  /** A shared expert built by merging the routed experts' MLPs (`shared_experts: [{merge: …}]`). */
+  sharedExpertMerge?: { method: MergeMethod; params: { global: Record<string, unknown>; perModel: Record<string, unknown>[] } } | undefined;
   chunkElements: number;
   /** Estimated peak bytes held at once (weights and buffers; the JS runtime comes on top). */
   peakMemoryBytes: number;
@@ -155,6 +157,27 @@ function inputTensor(model: BuildModel, slot: TensorSlot, expectShape: number[],
   return { name, dtype: header.dtype };
 }
 
+/** `shared_experts[0].merge`: its method and parameters, resolved and validated like shared_weights'. */
+function planSharedExpertMerge(container: DependencyContainer, spec: MoeExpertSpec | undefined, hasSharedExpert: boolean, numModels: number): BuildPlan['sharedExpertMerge'] {
+  if (!spec?.merge) return undefined;
+  const field = 'shared_experts[0].merge';
+  if (!hasSharedExpert) throw new MoeforgeError('invalid_recipe', 'a merged shared expert needs an output with a shared expert (architecture: qwen2_moe)', { path: field });
+  if (spec.merge.method === 'average') return undefined;
+  const methods = container.isRegistered(TOKENS.MergeMethod, true) ? container.resolveAll<MergeMethod>(TOKENS.MergeMethod) : [];
+  const method = methods.find((m) => m.name === spec.merge!.method);
+  if (!method) {
+    throw new MoeforgeError('invalid_recipe', `unknown merge method "${spec.merge.method}"; expected average or one of ${methods.map((m) => m.name).join(', ')}`, { path: `${field}.method` });
+  }
+  try {
+    const params = mergeParameters(method, spec.merge.parameters, numModels);
+    method.validate(params.global, params.perModel, true);
+    return { method, params };
+  } catch (e) {
+    if (e instanceof MoeforgeError) throw new MoeforgeError(e.code, e.message, { path: e.path?.replace(/^shared_weights/, field) ?? field, cause: e });
+    throw e;
+  }
+}
+
 function resolveMergeMethod(container: DependencyContainer, recipe: MoeRecipe): MergeMethod | undefined {
   const sw = recipe.sharedWeights;
   if (!('parameters' in sw)) return undefined;
@@ -230,6 +253,7 @@ export function planBuild(container: DependencyContainer, recipe: MoeRecipe, inp
     ? mergeParameters(mergeMethod, (recipe.sharedWeights as { parameters: Record<string, unknown> }).parameters, expertModels.length)
     : undefined;
   if (mergeMethod && mergeParams) mergeMethod.validate(mergeParams.global, mergeParams.perModel, true);
+  const sharedExpertMerge = planSharedExpertMerge(container, shared[0], hasSharedExpert, expertModels.length);
 
   // mergekit gates a shared expert only when it has prompts (scripts/moe.py `need_gates`), in any mode.
   const sharedWithPrompts = hasSharedExpert && shared.length > 0 && (shared[0]!.positivePrompts?.length ?? 0) > 0;
@@ -249,6 +273,15 @@ export function planBuild(container: DependencyContainer, recipe: MoeRecipe, inp
       op = { kind: 'gate', layer: t.slot.layer!, which: 'router' };
     } else if (role === 'shared_expert_gate') {
       op = sharedWithPrompts ? { kind: 'gate', layer: t.slot.layer!, which: 'shared' } : { kind: 'zeros' };
+    } else if (expertRole && ROLE_INFO[role].scope !== 'expert' && shared[0]?.merge) {
+      // The shared expert as a merge of the routed experts' MLPs, the base as task-vector origin.
+      const slot = { role: expertRole, layer: t.slot.layer! };
+      const input = inputTensor(inputs.base, slot, t.shape, t.name);
+      for (const m of expertModels) inputTensor(inputs.models[m]!, slot, t.shape, t.name);
+      op =
+        shared[0].merge.method === 'average'
+          ? { kind: 'average', models: expertModels, input: input.name }
+          : { kind: 'merge', method: shared[0].merge.method, base: inputs.base.index, models: expertModels, input: input.name, sharedExpert: true };
     } else if (expertRole) {
       const isShared = ROLE_INFO[role].scope !== 'expert';
       const spec: MoeExpertSpec | undefined = isShared ? shared[0] : recipe.experts[t.slot.expert!];
@@ -351,6 +384,7 @@ export function planBuild(container: DependencyContainer, recipe: MoeRecipe, inp
     gate: { mode: recipe.gateMode, strategy, experts: gateExperts, sharedWithPrompts, layers, prompts: prompts.size, forward: strategy.needsForward },
     mergeMethod,
     mergeParams,
+    sharedExpertMerge,
     chunkElements,
     peakMemoryBytes,
     engine,

@@ -22,6 +22,8 @@ export interface StreamContext {
   numLayers: number;
   mergeMethod: MergeMethod | undefined;
   mergeParams: { global: Record<string, unknown>; perModel: Record<string, unknown>[] } | undefined;
+  /** The merge that builds a merged shared expert (`shared_experts: [{merge: …}]`). */
+  sharedExpertMerge?: { method: MergeMethod; params: { global: Record<string, unknown>; perModel: Record<string, unknown>[] } } | undefined;
 }
 
 export function gateKey(layer: number, which: 'router' | 'shared'): string {
@@ -140,8 +142,8 @@ export function tensorStream(t: PlannedTensor, ctx: StreamContext): Uint8Array |
       });
     }
     case 'merge': {
-      const method = ctx.mergeMethod!;
-      const params = ctx.mergeParams!;
+      const method = op.sharedExpert ? ctx.sharedExpertMerge!.method : ctx.mergeMethod!;
+      const params = op.sharedExpert ? ctx.sharedExpertMerge!.params : ctx.mergeParams!;
       const reader = (m: number): ChunkReader => (s, e) => ctx.checkpoints[m]!.readFloat32Range(op.input, s, e);
       const input: MergeTensorInput = {
         tensorName: t.name,

@@ -20,6 +20,11 @@ export interface MoeExpertSpec {
   residualScale: number | null;
   /** gate_mode learned: a text / JSONL file of training samples for this expert. */
   trainData: string | null;
+  /**
+   * Shared experts only: built by merging the routed experts' MLPs with this method (base =
+   * task-vector origin) instead of copied from a model; `sourceModel` is then the base.
+   */
+  merge?: { method: string; parameters: Record<string, unknown> } | null;
 }
 
 export type SharedWeightsSpec =
@@ -64,6 +69,18 @@ const expertSchema = z.strictObject(
   { error: 'expected an expert (a mapping with source_model, positive_prompts, …)' },
 );
 
+// moeforge: a shared expert may be a merge of the routed experts' MLPs (the shared part
+// of Twin-Merging, arXiv 2406.15479) instead of a model: `merge: {method: ties, parameters: {...}}`.
+const sharedExpertSchema = expertSchema.extend({
+  source_model: modelRef.optional(),
+  merge: z
+    .strictObject({
+      method: z.string({ error: 'expected a merge method name (ties, task_arithmetic, linear, average, …)' }).min(1),
+      parameters: z.record(z.string(), z.unknown(), { error: 'expected a mapping of parameters' }).nullish(),
+    }, { error: 'expected {method: <merge method>, parameters: {...}}' })
+    .optional(),
+});
+
 const sharedWeightsSchema = z.union(
   [
     z.literal(['base', 'average']),
@@ -92,7 +109,7 @@ const recipeSchema = z.strictObject(
       .int({ error: 'expected a whole number' })
       .min(1, { error: 'experts per token must be >= 1' })
       .default(2),
-    shared_experts: z.array(expertSchema, { error: 'expected a list of experts (source_model, positive_prompts, …)' }).nullish(),
+    shared_experts: z.array(sharedExpertSchema, { error: 'expected a list of experts (source_model or merge, positive_prompts, …)' }).nullish(),
     architecture: z.string({ error: 'expected an output architecture name (mixtral, qwen2_moe, qwen3_moe)' }).nullish(),
     // moeforge keys
     shared_weights: sharedWeightsSchema.optional(),
@@ -181,6 +198,14 @@ function issueToError(issue: z.core.$ZodIssue, raw: unknown, label: string): Moe
   return new MoeforgeError('invalid_recipe', message, { path: at(path || '(top level)') });
 }
 
+function toSharedExpert(e: z.infer<typeof sharedExpertSchema>, baseModel: string): MoeExpertSpec {
+  const { source_model, merge, ...rest } = e;
+  return {
+    ...toExpert({ ...rest, source_model: source_model ?? baseModel }),
+    merge: merge ? { method: merge.method, parameters: merge.parameters ?? {} } : null,
+  };
+}
+
 function toExpert(e: z.infer<typeof expertSchema>): MoeExpertSpec {
   return {
     sourceModel: e.source_model,
@@ -224,7 +249,12 @@ export function validateMoeRecipe(raw: unknown, label: string, options: RecipeOp
 
   checkModelRef(r.base_model, 'base_model', label);
   r.experts.forEach((e, i) => checkModelRef(e.source_model, `experts[${i}].source_model`, label));
-  (r.shared_experts ?? []).forEach((e, i) => checkModelRef(e.source_model, `shared_experts[${i}].source_model`, label));
+  (r.shared_experts ?? []).forEach((e, i) => {
+    if ((e.source_model === undefined) === (e.merge === undefined)) {
+      throw fail(`shared_experts[${i}]`, 'give a shared expert either source_model or merge (a merge of the routed experts), not both or neither');
+    }
+    if (e.source_model !== undefined) checkModelRef(e.source_model, `shared_experts[${i}].source_model`, label);
+  });
 
   const gateModes = options.gateModes ?? BUILTIN_GATE_MODES;
   if (!gateModes.includes(r.gate_mode)) {
@@ -289,7 +319,7 @@ export function validateMoeRecipe(raw: unknown, label: string, options: RecipeOp
     dtype: r.dtype ?? null,
     expertsPerToken: r.experts_per_token,
     experts: r.experts.map(toExpert),
-    sharedExperts: r.shared_experts ? r.shared_experts.map(toExpert) : null,
+    sharedExperts: r.shared_experts ? r.shared_experts.map((e) => toSharedExpert(e, r.base_model)) : null,
     architecture: r.architecture ?? null,
     sharedWeights,
     seed: r.seed ?? null,
@@ -307,7 +337,7 @@ export function parseMoeRecipe(text: string, label: string, options: RecipeOptio
 }
 
 function expertToYaml(e: MoeExpertSpec): Record<string, unknown> {
-  const out: Record<string, unknown> = { source_model: e.sourceModel };
+  const out: Record<string, unknown> = e.merge ? { merge: { method: e.merge.method, parameters: e.merge.parameters } } : { source_model: e.sourceModel };
   if (e.positivePrompts) out.positive_prompts = e.positivePrompts;
   if (e.negativePrompts) out.negative_prompts = e.negativePrompts;
   if (e.noiseScale !== null) out.noise_scale = e.noiseScale;

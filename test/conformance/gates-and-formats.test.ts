@@ -58,10 +58,15 @@ function ctx(config: NormalizedConfig, seed: number): GateContext {
 }
 
 test('every gate mode mergekit knows, plus router_input, is registered', (t) => {
-  t.deepEqual(strategies.map((s) => s.name).sort(), ['cheap_embed', 'hidden', 'hidden_avg', 'hidden_last', 'random', 'router_input', 'uniform_random']);
+  t.deepEqual(strategies.map((s) => s.name).sort(), ['cheap_embed', 'hidden', 'hidden_avg', 'hidden_last', 'learned', 'random', 'router_input', 'uniform_random']);
 });
 
-for (const s of strategies) {
+// gate_mode learned trains on the MoE being built (model folders in GateContext.moe), which
+// fake prompt states cannot stand in for: test/learned.test.ts covers it on real models.
+const onFakeStates = strategies.filter((s) => s.name !== 'learned');
+test.skip('gate strategy learned: skipped here, it needs real model folders (see test/learned.test.ts)', () => {});
+
+for (const s of onFakeStates) {
   test(`gate strategy ${s.name}: shapes, determinism, finite values`, async (t) => {
     const config = await baseConfig();
     const a = await s.computeGates(ctx(config, 1));
@@ -84,7 +89,7 @@ for (const s of strategies) {
 
 test('hidden and hidden_last agree (mergekit: hidden takes the last token); hidden_avg and router_input read elsewhere', async (t) => {
   const config = await baseConfig();
-  const by = Object.fromEntries(await Promise.all(strategies.map(async (s) => [s.name, await s.computeGates(ctx(config, 1))] as const)));
+  const by = Object.fromEntries(await Promise.all(onFakeStates.map(async (s) => [s.name, await s.computeGates(ctx(config, 1))] as const)));
   t.deepEqual(by['hidden'], by['hidden_last']);
   t.notDeepEqual(by['hidden'], by['hidden_avg']);
   t.notDeepEqual(by['hidden'], by['router_input']);
