@@ -53,6 +53,8 @@ export class Checkpoint {
   private readonly readers: Map<string, SafetensorsReader>;
   /** Tensor name → file, in the order the checkpoint lists them. */
   private readonly location: Map<string, string>;
+  /** A view's prefix (see `view`): tensor `name` is stored as prefix + name; '' otherwise. */
+  private prefix = '';
 
   private constructor(
     folder: string,
@@ -160,35 +162,51 @@ export class Checkpoint {
     if (file === undefined) {
       throw new MoeforgeError('missing_tensor', `tensor not found in the checkpoint at ${this.folder}`, { path: name });
     }
-    return { ...this.readers.get(file)!.header(name), file };
+    return { ...this.readers.get(file)!.header(this.prefix + name), name, file };
   }
 
   headers(): Map<string, { dtype: Dtype; shape: number[] }> {
     const out = new Map<string, { dtype: Dtype; shape: number[] }>();
     for (const [name, file] of this.location) {
-      const h = this.readers.get(file)!.header(name);
+      const h = this.readers.get(file)!.header(this.prefix + name);
       out.set(name, { dtype: h.dtype, shape: h.shape });
     }
     return out;
   }
 
   async readRaw(name: string): Promise<Uint8Array> {
-    return this.reader(name).readRaw(name);
+    return this.reader(name).readRaw(this.prefix + name);
   }
 
   async readRawRange(name: string, b0: number, b1: number): Promise<Uint8Array> {
-    return this.reader(name).readRawRange(name, b0, b1);
+    return this.reader(name).readRawRange(this.prefix + name, b0, b1);
   }
 
   async readFloat32(name: string): Promise<Float32Array> {
-    return this.reader(name).readFloat32(name);
+    return this.reader(name).readFloat32(this.prefix + name);
   }
 
   async readFloat32Range(name: string, e0: number, e1: number): Promise<Float32Array> {
-    return this.reader(name).readFloat32Range(name, e0, e1);
+    return this.reader(name).readFloat32Range(this.prefix + name, e0, e1);
+  }
+
+  /**
+   * The tensors named `prefix` + name, seen as a checkpoint of their own (names without the
+   * prefix) with another config: one expert of a heterogeneous repo (core/hetero), whose
+   * weights live under `experts.{i}.` in shared shards. Shares this checkpoint's readers;
+   * closing the view closes nothing.
+   */
+  view(prefix: string, rawConfig: Record<string, unknown>): Checkpoint {
+    const full = this.prefix + prefix;
+    const location = new Map<string, string>();
+    for (const [name, file] of this.location) if (name.startsWith(prefix)) location.set(name.slice(prefix.length), file);
+    const v = new Checkpoint(this.folder, rawConfig, this.readers, location);
+    v.prefix = full;
+    return v;
   }
 
   async close(): Promise<void> {
+    if (this.prefix !== '') return;
     await Promise.all([...this.readers.values()].map((r) => r.close()));
   }
 

@@ -6,6 +6,7 @@
 // tuple (embeddings, the outputs of layers 0..L-2, then the final norm of the
 // last layer's output: L+1 entries), router logits are pre-softmax, per sparse layer.
 import { initBackend, tf, type BackendName } from '../backend.js';
+import type { Checkpoint } from '../checkpoint/checkpoint.js';
 import type { NormalizedConfig } from '../config/types.js';
 import { MoeforgeError } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -50,6 +51,8 @@ export interface GenerateOptions {
   topP?: number;
   seed?: number;
   stopTokens?: number[];
+  /** Called after each new token with every token so far; returning true stops (stop strings, as `serve` checks them). */
+  shouldStop?: (tokens: readonly number[]) => boolean;
 }
 
 interface RunOptions {
@@ -80,9 +83,11 @@ export class CausalLM {
     this.mode = mode;
   }
 
-  static async load(folder: string, options: LoadOptions = {}): Promise<CausalLM> {
+  /** From a model folder, or a Checkpoint (an expert of a heterogeneous repo: Checkpoint.view). */
+  static async load(source: string | Checkpoint, options: LoadOptions = {}): Promise<CausalLM> {
     await initBackend(options.backend);
-    const loader = await WeightLoader.open(folder);
+    const loader = await WeightLoader.open(source);
+    const folder = loader.checkpoint.folder;
     try {
       const total = loader.totalBytes();
       const limit = options.maxResidentBytes;
@@ -322,7 +327,7 @@ export class CausalLM {
       while (out.length < options.maxNewTokens) {
         const token = sampleToken(logits, options, rng);
         out.push(token);
-        if (stop.has(token) || out.length >= options.maxNewTokens) break;
+        if (stop.has(token) || out.length >= options.maxNewTokens || options.shouldStop?.(out)) break;
         logits = await this.run([[token]], { positions: [[cache.length]], cache, lastOnly: true });
       }
     } finally {

@@ -59,8 +59,10 @@ export class WeightLoader {
    * headers (missing → missing_tensor, wrong shape → shape_mismatch), before
    * anything is read.
    */
-  static async open(folder: string): Promise<WeightLoader> {
-    const checkpoint = await Checkpoint.open(folder);
+  static async open(source: string | Checkpoint): Promise<WeightLoader> {
+    // A Checkpoint is passed for one expert of a heterogeneous repo (Checkpoint.view, core/hetero).
+    const checkpoint = typeof source === 'string' ? await Checkpoint.open(source) : source;
+    const folder = checkpoint.folder;
     let config: NormalizedConfig;
     try {
       config = normalizeConfig(checkpoint.rawConfig, path.join(folder, 'config.json'));
