@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { buildMoe, planFromRecipe, readRecipeFile } from '../../core/build/build.js';
 import { formatPlan } from '../../core/build/dry-run.js';
+import { layerEnhancer } from '../../experts/importance/enhance.js';
 import { MoeforgeError } from '../../core/errors.js';
 import { parseByteSize } from '../../core/fs/atomic.js';
 import { formatBytes } from '../../core/inspect.js';
@@ -67,6 +68,8 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
   try {
     const { plan, result } = await buildMoe(c, recipe, opts.out!, {
       ...planOptions,
+      enhancer: layerEnhancer,
+      onNote: (line) => process.stderr.write(`note: ${line}\n`),
       overwrite: opts.overwrite ?? false,
       onProgress: (p) => {
         if (!bar) return;
