@@ -31,3 +31,31 @@ export { Checkpoint } from './core/checkpoint/checkpoint.js';
 export { CheckpointWriter } from './core/checkpoint/writer.js';
 export { summarizeModel, summarizeFolder, formatSummary, type ModelSummary } from './core/inspect.js';
 export { fetchModel, describeModel } from './core/sources.js';
+
+// Running models
+export { initBackend, type BackendName, type BackendInfo } from './core/backend.js';
+export { CausalLM, type ForwardOptions, type ForwardResult, type LoadOptions, type GenerateOptions } from './core/model/causal-lm.js';
+export { Tokenizer } from './core/tokenizer/tokenizer.js';
+
+// Building and merging
+export { readRecipeFile, parseRecipeText, planFromRecipe, buildMoe } from './core/build/build.js';
+export { formatPlan, summarizePlan } from './core/build/dry-run.js';
+export { parseMoeRecipe, type MoeRecipe } from './core/recipe/moe-recipe.js';
+export { parseMergeConfig, type MergeConfig } from './core/recipe/merge-config.js';
+export { prepareMerge, describePlan as describeMergePlan, executeMerge } from './core/merge/execute.js';
+export { renderModelCard } from './core/model-card.js';
+
+// Hub
+export { pullModel } from './experts/hub/pull.js';
+export { hubContext } from './experts/hub/context.js';
+export { pushFolder } from './export/push.js';
+
+// Routing, evaluation, serving
+export { computeRoutes } from './routers/diagnostics/routing-stats.js';
+export { PerplexityRouter, PerplexityRouterScorer } from './routers/baselines/perplexity-router.js';
+export { loadSuite } from './benchmarks/eval/suite.js';
+export { evaluate, localModel } from './benchmarks/eval/evaluate.js';
+export { writeReport } from './benchmarks/eval/report.js';
+export { startServer } from './core/serve/server.js';
+export { ServeEngine } from './core/serve/engine.js';
+export { loadHeteroRepo, isHeteroFolder } from './core/hetero/load.js';
