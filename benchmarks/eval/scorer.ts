@@ -9,6 +9,7 @@ import { argmax, logSoftmax } from '../../core/model/sampling.js';
 import { isSparseLayer } from '../../core/config/types.js';
 import { MoeforgeError } from '../../core/errors.js';
 import type { Tokenizer } from '../../core/tokenizer/tokenizer.js';
+import { chatPrompt, encodeContext, encodePair } from '../../core/tokenizer/encode-pair.js';
 
 export interface LoglikelihoodRequest {
   context: string;
@@ -112,33 +113,9 @@ export class CausalLMScorer implements Scorer {
   }
 
   chatPrompt(userText: string): string {
-    return this.tokenizer.applyChatTemplate([{ role: 'user', content: userText }], { addGenerationPrompt: true });
+    return chatPrompt(this.tokenizer, userText);
   }
 
-  /** Context ids: BOS as the tokenizer adds it (as transformers' tokenizer(text)); chat text is encoded without. */
-  private encodeContext(text: string, chat: boolean | undefined): number[] {
-    const ids = this.tokenizer.encode(text, { addSpecialTokens: !chat });
-    // A context must predict the first continuation token: start from BOS when the text gives none.
-    if (ids.length === 0 && this.tokenizer.bosTokenId !== undefined) return [this.tokenizer.bosTokenId];
-    return ids;
-  }
-
-  /** lm-eval's _encode_pair: trailing context spaces move to the continuation; split the joint encoding. */
-  private encodePair(r: LoglikelihoodRequest): TokenRequest {
-    let { context, continuation } = r;
-    const spaces = context.length - context.trimEnd().length;
-    if (spaces > 0) {
-      continuation = context.slice(-spaces) + continuation;
-      context = context.slice(0, -spaces);
-    }
-    const contextIds = this.encodeContext(context, r.chat);
-    const whole = this.tokenizer.encode(context + continuation, { addSpecialTokens: !r.chat });
-    const prefixOk = contextIds.every((id, i) => whole[i] === id);
-    // When the joint encoding does not start with the context's (merges across the seam, or an empty context), encode the continuation alone.
-    const continuationIds = prefixOk && whole.length > contextIds.length ? whole.slice(contextIds.length) : this.tokenizer.encode(continuation, { addSpecialTokens: false });
-    if (contextIds.length === 0) throw new MoeforgeError('invalid_data', 'empty context and the tokenizer has no BOS token to condition on', { path: this.model.folder });
-    return { context: contextIds, continuation: continuationIds };
-  }
 
   /** Σ log p(continuation | context) for token requests, in batches, longest first. */
   async scoreTokens(requests: TokenRequest[], onProgress?: (done: number) => void): Promise<LoglikelihoodResult[]> {
@@ -208,7 +185,7 @@ export class CausalLMScorer implements Scorer {
   }
 
   async logLikelihood(requests: LoglikelihoodRequest[], onProgress?: (done: number) => void): Promise<LoglikelihoodResult[]> {
-    return this.scoreTokens(requests.map((r) => this.encodePair(r)), onProgress);
+    return this.scoreTokens(requests.map((r) => encodePair(this.tokenizer, r, this.model.folder)), onProgress);
   }
 
   async logLikelihoodRolling(texts: string[], onProgress?: (done: number) => void): Promise<RollingResult[]> {
@@ -256,7 +233,7 @@ export class CausalLMScorer implements Scorer {
   async generate(requests: GenerateRequest[], onProgress?: (done: number) => void): Promise<string[]> {
     const out: string[] = [];
     for (const r of requests) {
-      let prompt = this.encodeContext(r.context, r.chat);
+      let prompt = encodeContext(this.tokenizer, r.context, r.chat);
       // Room for the answer, as lm-eval keeps the last max_length - max_gen_toks prompt tokens.
       const maxLen = this.model.config.maxPositionEmbeddings;
       if (prompt.length + r.maxNewTokens > maxLen && maxLen > r.maxNewTokens) prompt = prompt.slice(prompt.length - (maxLen - r.maxNewTokens));

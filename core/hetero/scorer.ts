@@ -12,6 +12,7 @@ import type { LoadOptions } from '../model/causal-lm.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { loadHeteroRepo } from './load.js';
 import type { HeteroMoE } from './model.js';
+import { chatPrompt, encodeContext, encodePair } from '../tokenizer/encode-pair.js';
 
 interface TextRequest {
   context: string;
@@ -40,31 +41,9 @@ export class HeteroScorer {
   }
 
   chatPrompt(userText: string): string {
-    return this.tokenizer.applyChatTemplate([{ role: 'user', content: userText }], { addGenerationPrompt: true });
+    return chatPrompt(this.tokenizer, userText);
   }
 
-  /** As CausalLMScorer.encodeContext: BOS as the tokenizer adds it; chat text encoded without. */
-  private encodeContext(text: string, chat: boolean | undefined): number[] {
-    const ids = this.tokenizer.encode(text, { addSpecialTokens: !chat });
-    if (ids.length === 0 && this.tokenizer.bosTokenId !== undefined) return [this.tokenizer.bosTokenId];
-    return ids;
-  }
-
-  /** As CausalLMScorer.encodePair (lm-eval _encode_pair): trailing context spaces move to the continuation. */
-  private encodePair(r: TextRequest): { context: number[]; continuation: number[] } {
-    let { context, continuation } = r;
-    const spaces = context.length - context.trimEnd().length;
-    if (spaces > 0) {
-      continuation = context.slice(-spaces) + continuation;
-      context = context.slice(0, -spaces);
-    }
-    const contextIds = this.encodeContext(context, r.chat);
-    const whole = this.tokenizer.encode(context + continuation, { addSpecialTokens: !r.chat });
-    const prefixOk = contextIds.every((id, i) => whole[i] === id);
-    const continuationIds = prefixOk && whole.length > contextIds.length ? whole.slice(contextIds.length) : this.tokenizer.encode(continuation, { addSpecialTokens: false });
-    if (contextIds.length === 0) throw new MoeforgeError('invalid_data', 'empty context and the tokenizer has no BOS token to condition on', { path: this.model.folder });
-    return { context: contextIds, continuation: continuationIds };
-  }
 
   /** Σ log p(continuation | context), left-truncated to the context window as lm-eval. */
   private async score(context: number[], continuation: number[]): Promise<{ logprob: number; isGreedy: boolean; tokens: number }> {
@@ -79,7 +58,7 @@ export class HeteroScorer {
   async logLikelihood(requests: TextRequest[], onProgress?: (done: number) => void): Promise<{ logprob: number; isGreedy: boolean; tokens: number }[]> {
     const out: { logprob: number; isGreedy: boolean; tokens: number }[] = [];
     for (const r of requests) {
-      const { context, continuation } = this.encodePair(r);
+      const { context, continuation } = encodePair(this.tokenizer, r, this.model.folder);
       out.push(await this.score(context, continuation));
       onProgress?.(out.length);
     }
@@ -110,7 +89,7 @@ export class HeteroScorer {
   async generate(requests: GenerateTextRequest[], onProgress?: (done: number) => void): Promise<string[]> {
     const out: string[] = [];
     for (const r of requests) {
-      const prompt = this.encodeContext(r.context, r.chat);
+      const prompt = encodeContext(this.tokenizer, r.context, r.chat);
       const ids = await this.model.generate(prompt, { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopTokens: this.tokenizer.eosTokenIds });
       let text = this.tokenizer.decode(ids, { skipSpecialTokens: true });
       for (const s of r.until) {

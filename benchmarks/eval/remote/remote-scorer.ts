@@ -13,6 +13,7 @@ import { MoeforgeError } from '../../../core/errors.js';
 import type { Tokenizer } from '../../../core/tokenizer/tokenizer.js';
 import type { GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult, RollingResult, Scorer, ScorerInfo } from '../scorer.js';
 import type { OpenAiClient } from './client.js';
+import { chatPrompt, encodeContext, encodePair } from '../../../core/tokenizer/encode-pair.js';
 
 export interface RemoteScorerOptions {
   /** The served model's name, sent as `model`. */
@@ -60,32 +61,9 @@ export class RemoteScorer implements Scorer {
   }
 
   chatPrompt(userText: string): string {
-    return this.tokenizer.applyChatTemplate([{ role: 'user', content: userText }], { addGenerationPrompt: true });
+    return chatPrompt(this.tokenizer, userText);
   }
 
-  /** Context ids as CausalLMScorer encodes them: BOS as the tokenizer adds it; chat text without. */
-  private encodeContext(text: string, chat: boolean | undefined): number[] {
-    const ids = this.tokenizer.encode(text, { addSpecialTokens: !chat });
-    if (ids.length === 0 && this.tokenizer.bosTokenId !== undefined) return [this.tokenizer.bosTokenId];
-    return ids;
-  }
-
-  /** lm-eval's _encode_pair, as CausalLMScorer: trailing context spaces go to the continuation; split the joint encoding. */
-  private encodePair(r: LoglikelihoodRequest): TokenRequest {
-    let { context, continuation } = r;
-    const spaces = context.length - context.trimEnd().length;
-    if (spaces > 0) {
-      continuation = context.slice(-spaces) + continuation;
-      context = context.slice(0, -spaces);
-    }
-    const contextIds = this.encodeContext(context, r.chat);
-    const whole = this.tokenizer.encode(context + continuation, { addSpecialTokens: !r.chat });
-    const prefixOk = contextIds.every((id, i) => whole[i] === id);
-    const continuationIds =
-      prefixOk && whole.length > contextIds.length ? whole.slice(contextIds.length) : this.tokenizer.encode(continuation, { addSpecialTokens: false });
-    if (contextIds.length === 0) throw new MoeforgeError('invalid_data', 'empty context and the tokenizer has no BOS token to condition on', { path: this.tokenizer.folder });
-    return { context: contextIds, continuation: continuationIds };
-  }
 
   private noPromptLogprobs(why: string): MoeforgeError {
     return new MoeforgeError(
@@ -169,7 +147,7 @@ export class RemoteScorer implements Scorer {
   }
 
   async logLikelihood(requests: LoglikelihoodRequest[], onProgress?: (done: number) => void): Promise<LoglikelihoodResult[]> {
-    return this.scoreTokens(requests.map((r) => this.encodePair(r)), onProgress);
+    return this.scoreTokens(requests.map((r) => encodePair(this.tokenizer, r, this.tokenizer.folder)), onProgress);
   }
 
   async logLikelihoodRolling(texts: string[], onProgress?: (done: number) => void): Promise<RollingResult[]> {
@@ -202,7 +180,7 @@ export class RemoteScorer implements Scorer {
       requests.map(async (r) => {
         const answer = await this.client.post('/completions', {
           model: this.model,
-          prompt: this.encodeContext(r.context, r.chat),
+          prompt: encodeContext(this.tokenizer, r.context, r.chat),
           max_tokens: r.maxNewTokens,
           temperature: r.temperature,
           top_p: r.topP,
