@@ -9,6 +9,7 @@ import { parseByteSize } from '../../core/fs/atomic.js';
 import { describePlan, executeMerge, prepareMerge } from '../../core/merge/execute.js';
 import { TOKENS, type MergeMethod } from '../../core/plugins.js';
 import { closeMergeWorkers, setMergeThreads } from '../../experts/methods/pool.js';
+import { layerEnhancer } from '../../experts/importance/enhance.js';
 import { registerMergeMethods } from '../../experts/methods/register.js';
 import { registerExpertSources } from '../../experts/sources/register.js';
 
@@ -51,6 +52,7 @@ export async function runMerge(configPath: string, opts: MergeCommandOptions): P
     shardSizeBytes: parseByteSize(opts.shardSize ?? '5GB'),
     chunkSize: wholeNumber(opts.chunkSize, '--chunk-size', 1),
     seed: wholeNumber(opts.seed, '--seed', 0),
+    enhancer: layerEnhancer,
   });
   setMergeThreads(wholeNumber(opts.threads, '--threads', 1) ?? 1);
   try {
@@ -63,6 +65,7 @@ export async function runMerge(configPath: string, opts: MergeCommandOptions): P
     const started = Date.now();
     await executeMerge(prepared, opts.out!, {
       overwrite: opts.overwrite,
+      onNote: opts.quiet ? undefined : (n) => process.stderr.write(`note: ${n}\n`),
       onProgress: tty
         ? (e) => process.stderr.write(`\r${e.index}/${e.total} tensors, ${Math.round((100 * e.bytesWritten) / Math.max(1, e.totalBytes))}%   `)
         : undefined,

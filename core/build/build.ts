@@ -3,16 +3,21 @@
 // container (expert sources, gate strategies, output formats, merge methods).
 import { readFile } from 'node:fs/promises';
 import type { DependencyContainer } from 'tsyringe';
-import { fsError } from '../errors.js';
-import { TOKENS, type GateStrategy } from '../plugins.js';
+import { MoeforgeError, fsError } from '../errors.js';
+import { TOKENS, type GateStrategy, type ModelEnhancer } from '../plugins.js';
+import { fetchModel } from '../sources.js';
 import { parseMoeRecipe, type MoeRecipe } from '../recipe/moe-recipe.js';
 import { executeBuild, type BuildResult, type ExecuteOptions } from './executor.js';
-import { describeInputs } from './inputs.js';
+import { describeInputs, type BuildInputs } from './inputs.js';
 import { planBuild, type BuildPlan, type PlanOptions } from './plan.js';
 
 export interface BuildOptions extends PlanOptions, Omit<ExecuteOptions, 'out'> {
   /** mergekit's --i-understand-this-is-not-useful-without-training. */
   allowIdenticalExperts?: boolean;
+  /** Runs the experts' `enhance:` (issue 10), from the composition root (core never imports experts/). */
+  enhancer?: ModelEnhancer;
+  /** Lines for the user (the kept layers of each enhanced expert). */
+  onNote?: (line: string) => void;
 }
 
 export async function readRecipeFile(container: DependencyContainer, file: string, options: { allowIdenticalExperts?: boolean } = {}): Promise<MoeRecipe> {
@@ -40,8 +45,43 @@ export async function planFromRecipe(container: DependencyContainer, recipe: Moe
   return planBuild(container, recipe, inputs, options);
 }
 
+/** Per model index, the layers the experts' `enhance:` reverts to the base (undefined when no expert asks). */
+async function enhanceExperts(container: DependencyContainer, recipe: MoeRecipe, inputs: BuildInputs, options: BuildOptions): Promise<Map<number, Set<number>> | undefined> {
+  const asked = recipe.experts.flatMap((e, i) => (e.enhance ? [{ e, i, enhance: e.enhance }] : []));
+  if (asked.length === 0) return undefined;
+  if (!options.enhancer) throw new MoeforgeError('invalid_recipe', 'enhance needs the expert enhancer (experts/importance/enhance.ts) passed to buildMoe', { path: `experts[${asked[0]!.i}].enhance` });
+  const baseFolder = (await fetchModel(container, inputs.base.ref)).folder;
+  const out = new Map<number, Set<number>>();
+  for (const { i, enhance } of asked) {
+    const model = inputs.experts[i]!;
+    const layers = await options.enhancer.revertedLayers({
+      baseFolder,
+      folder: (await fetchModel(container, model.ref)).folder,
+      ref: model.ref,
+      templateFolder: baseFolder,
+      params: {
+        enhance_threshold: enhance.threshold ?? undefined,
+        enhance_keep: enhance.keep ?? undefined,
+        calibration: enhance.calibration,
+        calibration_samples: enhance.samples ?? undefined,
+        calibration_seq_len: enhance.seqLen ?? undefined,
+        calibration_seed: enhance.seed ?? undefined,
+      },
+      where: `experts[${i}].enhance.`,
+      configDir: process.cwd(),
+      note: (line) => options.onNote?.(line),
+    });
+    const set = out.get(model.index) ?? new Set<number>();
+    for (const l of layers) set.add(l);
+    out.set(model.index, set);
+  }
+  return out;
+}
+
 export async function buildMoe(container: DependencyContainer, recipe: MoeRecipe, out: string, options: BuildOptions = {}): Promise<{ plan: BuildPlan; result: BuildResult }> {
-  const plan = await planFromRecipe(container, recipe, options);
+  const inputs = await describeInputs(container, recipe);
+  const revertedLayers = await enhanceExperts(container, recipe, inputs, options);
+  const plan = planBuild(container, recipe, inputs, revertedLayers ? { ...options, revertedLayers } : options);
   const result = await executeBuild(container, plan, { ...options, out });
   return { plan, result };
 }

@@ -17,20 +17,8 @@ import { COPY_SLICE_BYTES, type BuildPlan } from './plan.js';
 import { SafetensorsReader } from '../safetensors/reader.js';
 import { provenanceYaml, renderBuildCard } from './provenance.js';
 import { tensorStream } from './tensor-streams.js';
+import { CARRIED_FILES } from '../tokenizer/files.js';
 
-/** Files carried from the base model (tokenizer, generation defaults, chat templates). */
-export const CARRIED_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'tokenizer.model',
-  'added_tokens.json',
-  'vocab.json',
-  'merges.txt',
-  'generation_config.json',
-  'chat_template.jinja',
-  'chat_template.json',
-];
 
 export interface ExecuteOptions {
   out: string;

@@ -97,6 +97,8 @@ export interface PlanOptions {
   maxResidentBytes?: number;
   /** Elements per chunk for decoded and merged tensors. */
   chunkElements?: number;
+  /** Expert enhancement (issue 10): model index → layers read from the base instead of that model. */
+  revertedLayers?: Map<number, Set<number>>;
 }
 
 /** transformers' default max_shard_size ("5GB"), and mergekit's out_shard_size (5e9). */
@@ -262,6 +264,7 @@ export function planBuild(container: DependencyContainer, recipe: MoeRecipe, inp
   const prompts = new Set<string>();
   if (strategy.needsPrompts) for (const e of gateExperts) for (const p of [...(e.positivePrompts ?? []), ...(e.negativePrompts ?? [])]) prompts.add(p);
 
+  const reverted = (model: number, layer: number | undefined) => layer !== undefined && (options.revertedLayers?.get(model)?.has(layer) ?? false);
   const tensors: PlannedTensor[] = [];
   for (const t of expectedTensors(outputConfig)) {
     const role = t.slot.role;
@@ -285,7 +288,8 @@ export function planBuild(container: DependencyContainer, recipe: MoeRecipe, inp
     } else if (expertRole) {
       const isShared = ROLE_INFO[role].scope !== 'expert';
       const spec: MoeExpertSpec | undefined = isShared ? shared[0] : recipe.experts[t.slot.expert!];
-      const model = isShared ? (inputs.sharedExperts[0] ?? inputs.base) : inputs.experts[t.slot.expert!]!;
+      const source = isShared ? (inputs.sharedExperts[0] ?? inputs.base) : inputs.experts[t.slot.expert!]!;
+      const model = reverted(source.index, t.slot.layer) ? inputs.base : source;
       const input = inputTensor(model, { role: expertRole, layer: t.slot.layer! }, t.shape, t.name);
       // mergekit applies residual_scale to down_proj only (`is_residual="down_proj" in tensor_name`).
       const scale = role === 'expert_down' || role === 'shared_expert_down' ? (spec?.residualScale ?? null) : null;
@@ -306,8 +310,10 @@ export function planBuild(container: DependencyContainer, recipe: MoeRecipe, inp
         if (sw === 'base' || expertModels.every((i) => i === inputs.base.index)) {
           op = { kind: 'copy', model: inputs.base.index, input: input.name, raw: input.dtype === dtype };
         } else {
-          for (const m of expertModels) inputTensor(inputs.models[m]!, t.slot, t.shape, t.name);
-          op = sw === 'average' ? { kind: 'average', models: expertModels, input: input.name } : { kind: 'merge', method: sw, base: inputs.base.index, models: expertModels, input: input.name };
+          // An enhanced expert's reverted layer takes part as the base (a zero task vector).
+          const models = expertModels.map((m) => (reverted(m, t.slot.layer) ? inputs.base.index : m));
+          for (const m of models) inputTensor(inputs.models[m]!, t.slot, t.shape, t.name);
+          op = sw === 'average' ? { kind: 'average', models, input: input.name } : { kind: 'merge', method: sw, base: inputs.base.index, models, input: input.name };
         }
       }
     }

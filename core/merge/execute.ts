@@ -10,13 +10,15 @@ import { CheckpointWriter } from '../checkpoint/writer.js';
 import { dtypeToTorchDtype, encodeFloat32 } from '../dtypes.js';
 import { MoeforgeError, fsError } from '../errors.js';
 import { codeBlock, renderModelCard } from '../model-card.js';
-import type { MergeMethod } from '../plugins.js';
+import type { MergeMethod, ModelEnhancer } from '../plugins.js';
 import { parseMergeConfig, type MergeConfig } from '../recipe/merge-config.js';
+import { resolveParameters } from '../recipe/parameters.js';
 import { Rng } from '../rng.js';
 import { VERSION } from '../version.js';
 import { openModel, type OpenedModel } from './models.js';
 import { planMerge, type MergePlan, type PlannedTensor } from './plan.js';
-import { checkSameTokenizer, copyTokenizerFiles } from './tokenizer-files.js';
+import { checkSameTokenizer } from './tokenizer-files.js';
+import { copyCarriedFiles } from '../tokenizer/files.js';
 
 export interface MergeRunOptions {
   configPath: string;
@@ -30,6 +32,8 @@ export interface MergeRunOptions {
   chunkSize?: number;
   /** Used when the config has no random_seed (default 0). */
   seed?: number;
+  /** Importance-based expert enhancement (`enhance_threshold` / `enhance_keep` per model), from the composition root. */
+  enhancer?: ModelEnhancer;
 }
 
 export interface PreparedMerge {
@@ -38,6 +42,10 @@ export interface PreparedMerge {
   seed: number;
   configText: string;
   notes: string[];
+  /** The config file's folder (relative data paths of data-driven methods). */
+  configDir: string;
+  /** Models (index in plan.models) whose layers the enhancer may revert, with their parameters. */
+  enhance: { enhancer: ModelEnhancer; models: { index: number; params: Record<string, unknown>; where: string }[] } | undefined;
   close(): Promise<void>;
 }
 
@@ -107,7 +115,8 @@ export async function prepareMerge(opts: MergeRunOptions): Promise<PreparedMerge
       chunkSize: opts.chunkSize ?? 1 << 20,
     });
     const seed = config.randomSeed ?? opts.seed ?? 0;
-    return { config, plan, seed, configText, notes, close };
+    const enhance = planEnhance(opts.enhancer, config, plan, label);
+    return { config, plan, seed, configText, notes, configDir: baseDir, enhance, close };
   } catch (e) {
     await close();
     throw e;
@@ -146,8 +155,12 @@ export function describePlan(p: PreparedMerge): string {
 }
 
 /** Streams one tensor through the method as encoded byte chunks, one chunk in flight. */
-async function* mergedBytes(plan: MergePlan, t: PlannedTensor, rng: Rng): AsyncGenerator<Uint8Array> {
-  const reader = (m: OpenedModel) => (s: number, e: number) => m.checkpoint.readFloat32Range(t.name, s, e);
+async function* mergedBytes(plan: MergePlan, t: PlannedTensor, rng: Rng, prepared: unknown, reverted: Set<number>[]): AsyncGenerator<Uint8Array> {
+  const reader = (m: OpenedModel, i?: number) => {
+    // An enhanced model's reverted layer reads as the base's.
+    const from = i !== undefined && t.layer !== undefined && reverted[i]?.has(t.layer) ? plan.base! : m;
+    return (s: number, e: number) => from.checkpoint.readFloat32Range(t.name, s, e);
+  };
   const queue: Uint8Array[] = [];
   let finished = false;
   let failure: unknown;
@@ -164,11 +177,12 @@ async function* mergedBytes(plan: MergePlan, t: PlannedTensor, rng: Rng): AsyncG
         shape: t.shape,
         numel: t.numel,
         base: plan.base ? reader(plan.base) : undefined,
-        models: plan.models.map(reader),
+        models: plan.models.map((m, i) => reader(m, i)),
         global: t.global,
         perModel: t.perModel,
         rng,
         chunkSize: plan.chunkSize,
+        prepared,
       },
       async (start, values) => {
         if (start !== expected) throw new Error(`${plan.method.name} wrote ${t.name} out of order (${start}, expected ${expected})`);
@@ -211,10 +225,12 @@ async function* mergedBytes(plan: MergePlan, t: PlannedTensor, rng: Rng): AsyncG
 export async function executeMerge(
   p: PreparedMerge,
   outFolder: string,
-  opts: { overwrite?: boolean; onProgress?: (e: MergeProgress) => void } = {},
+  opts: { overwrite?: boolean; onProgress?: (e: MergeProgress) => void; onNote?: (line: string) => void } = {},
 ): Promise<void> {
   const { plan, config } = p;
   const tokenizerFolder = await tokenizerSourceFolder(p);
+  const reverted = await runEnhance(p, opts.onNote);
+  const prepared = await runPrepare(p, opts.onNote);
   const writer = await CheckpointWriter.create(
     outFolder,
     plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
@@ -223,7 +239,7 @@ export async function executeMerge(
   try {
     const root = new Rng(p.seed);
     for (const [index, t] of plan.tensors.entries()) {
-      await writer.writeTensor(t.name, mergedBytes(plan, t, root.derive(t.name)));
+      await writer.writeTensor(t.name, mergedBytes(plan, t, root.derive(t.name), prepared, reverted));
       opts.onProgress?.({ index: index + 1, total: plan.tensors.length, tensor: t.name, bytesWritten: writer.bytesWritten, totalBytes: plan.totalBytes });
     }
     const dir = writer.tempFolder;
@@ -231,7 +247,7 @@ export async function executeMerge(
     const cfg: Record<string, unknown> = { ...plan.template.checkpoint.rawConfig, torch_dtype: dtypeToTorchDtype(outDtype) };
     if ('dtype' in cfg) cfg.dtype = dtypeToTorchDtype(outDtype);
     await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
-    const tokenizerFiles = await copyTokenizerFiles(tokenizerFolder, dir);
+    const tokenizerFiles = await copyCarriedFiles(tokenizerFolder, dir);
     const sources = [...new Map([plan.base, ...plan.models, plan.template].filter((m): m is OpenedModel => !!m).map((m) => [m.ref, m])).values()];
     const provenance = {
       tool: 'moeforge',
@@ -253,6 +269,71 @@ export async function executeMerge(
     await writer.abort().catch(() => undefined);
     throw e;
   }
+}
+
+/** Which models ask for enhancement; their parameters are checked here, before any weight is read. */
+function planEnhance(enhancer: ModelEnhancer | undefined, config: MergeConfig, plan: MergePlan, label: string): PreparedMerge['enhance'] {
+  if (!enhancer) return undefined;
+  const ctx = { tensorName: '', role: undefined, t: 0 };
+  const models = plan.modelEntries.flatMap((e, index) => {
+    const where = `models[${e}].parameters.`;
+    const params = resolveParameters(enhancer.modelParameterDefs, [config.models[e]?.parameters, config.sliceParameters, config.parameters], ctx, where, false);
+    return enhancer.wants(params, where) ? [{ index, params, where }] : [];
+  });
+  if (models.length === 0) return undefined;
+  if (!plan.base) {
+    throw new MoeforgeError('invalid_recipe', `enhance_threshold / enhance_keep revert layers to the base: merge_method ${plan.method.name} has no base`, {
+      path: `${label}: base_model`,
+    });
+  }
+  return { enhancer, models };
+}
+
+/** Per model, the layers the enhancer reverts to the base (empty sets when none asked). */
+async function runEnhance(p: PreparedMerge, onNote: ((line: string) => void) | undefined): Promise<Set<number>[]> {
+  const sets = p.plan.models.map(() => new Set<number>());
+  if (!p.enhance) return sets;
+  for (const m of p.enhance.models) {
+    const model = p.plan.models[m.index]!;
+    const layers = await p.enhance.enhancer.revertedLayers({
+      baseFolder: p.plan.base!.folder,
+      folder: model.folder,
+      ref: model.ref,
+      templateFolder: p.plan.template.folder,
+      params: m.params,
+      where: m.where,
+      configDir: p.configDir,
+      note: (line) => {
+        p.notes.push(line);
+        onNote?.(line);
+      },
+    });
+    for (const l of layers) sets[m.index]!.add(l);
+  }
+  return sets;
+}
+
+/** A data-driven method's pre-pass (MergeMethod.prepare), with parameters resolved for no particular tensor. */
+async function runPrepare(p: PreparedMerge, onNote: ((line: string) => void) | undefined): Promise<unknown> {
+  const { plan, config } = p;
+  if (!plan.method.prepare) return undefined;
+  const ctx = { tensorName: '', role: undefined, t: 0 };
+  return plan.method.prepare({
+    baseFolder: plan.base?.folder,
+    modelFolders: plan.models.map((m) => m.folder),
+    modelRefs: plan.models.map((m) => m.ref),
+    templateFolder: plan.template.folder,
+    global: resolveParameters(plan.method.globalParameterDefs, [config.parameters], ctx, 'parameters.', false),
+    perModel: plan.modelEntries.map((e) =>
+      resolveParameters(plan.method.modelParameterDefs, [config.models[e]?.parameters, config.sliceParameters, config.parameters], ctx, `models[${e}].parameters.`, false),
+    ),
+    configDir: p.configDir,
+    seed: p.seed,
+    note: (line) => {
+      p.notes.push(line);
+      onNote?.(line);
+    },
+  });
 }
 
 async function tokenizerSourceFolder(p: PreparedMerge): Promise<string> {

@@ -1,21 +1,9 @@
-// Tokenizer and generation files carried into a merge output, from its tokenizer source
-// (mergekit copies the base model's tokenizer unless told otherwise).
-import { copyFile, readFile } from 'node:fs/promises';
+// tokenizer_source checks for merges (mergekit copies the base model's tokenizer unless
+// told otherwise; the files themselves are copied by core/tokenizer/files.ts).
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MoeforgeError, fsError } from '../errors.js';
 
-export const TOKENIZER_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'tokenizer.model',
-  'added_tokens.json',
-  'vocab.json',
-  'merges.txt',
-  'generation_config.json',
-  'chat_template.jinja',
-  'chat_template.json',
-] as const;
 
 async function readIf(p: string): Promise<Buffer | undefined> {
   try {
@@ -26,20 +14,6 @@ async function readIf(p: string): Promise<Buffer | undefined> {
   }
 }
 
-/** Copies the tokenizer files present in `from` into `to`; returns the names copied. */
-export async function copyTokenizerFiles(from: string, to: string): Promise<string[]> {
-  const copied: string[] = [];
-  for (const name of TOKENIZER_FILES) {
-    const src = path.join(from, name);
-    try {
-      await copyFile(src, path.join(to, name));
-      copied.push(name);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, src, 'copy');
-    }
-  }
-  return copied;
-}
 
 /**
  * mergekit's `union` builds a new vocabulary; moeforge accepts it only when every model has the

@@ -20,6 +20,8 @@ export interface MoeExpertSpec {
   residualScale: number | null;
   /** gate_mode learned: a text / JSONL file of training samples for this expert. */
   trainData: string | null;
+  /** moeforge (issue 10): revert the layers whose task vector does not lower the loss on `calibration`. */
+  enhance?: ExpertEnhanceSpec | null;
   /**
    * Shared experts only: built by merging the routed experts' MLPs with this method (base =
    * task-vector origin) instead of copied from a model; `sourceModel` is then the base.
@@ -57,6 +59,30 @@ const promptList = z.array(z.string({ error: 'expected a prompt string' }), { er
 const optionalNumber = z.number({ error: 'expected a number' }).nullish();
 const modelRef = z.string({ error: 'expected a model reference (string)' }).trim().min(1, { error: 'expected a model reference, got an empty string' });
 
+// moeforge: importance-based expert enhancement (issue 10; experts/importance/enhance.ts).
+const enhanceSchema = z
+  .strictObject(
+    {
+      threshold: z.number({ error: 'expected a number (minimum loss rise of a kept layer)' }).nullish(),
+      keep: z.number({ error: 'expected a number in (0, 1]' }).gt(0, { error: 'keep must be in (0, 1]' }).lte(1, { error: 'keep must be in (0, 1]' }).nullish(),
+      calibration: z.string({ error: 'expected a path to a text or JSONL file' }).min(1),
+      samples: z.number().int().min(1).nullish(),
+      seq_len: z.number().int().min(2).nullish(),
+      seed: z.number().int().min(0).nullish(),
+    },
+    { error: 'expected a mapping {threshold or keep, calibration, samples, seq_len, seed}' },
+  )
+  .refine((e) => e.threshold != null || e.keep != null, { error: 'give threshold or keep' });
+
+export interface ExpertEnhanceSpec {
+  threshold: number | null;
+  keep: number | null;
+  calibration: string;
+  samples: number | null;
+  seqLen: number | null;
+  seed: number | null;
+}
+
 const expertSchema = z.strictObject(
   {
     source_model: modelRef,
@@ -65,6 +91,7 @@ const expertSchema = z.strictObject(
     noise_scale: optionalNumber,
     residual_scale: optionalNumber,
     train_data: z.string({ error: 'expected a path to a text or JSONL file' }).min(1).nullish(),
+    enhance: enhanceSchema.nullish(),
   },
   { error: 'expected an expert (a mapping with source_model, positive_prompts, …)' },
 );
@@ -214,6 +241,18 @@ function toExpert(e: z.infer<typeof expertSchema>): MoeExpertSpec {
     noiseScale: e.noise_scale ?? null,
     residualScale: e.residual_scale ?? null,
     trainData: e.train_data ?? null,
+    ...(e.enhance
+      ? {
+          enhance: {
+            threshold: e.enhance.threshold ?? null,
+            keep: e.enhance.keep ?? null,
+            calibration: e.enhance.calibration,
+            samples: e.enhance.samples ?? null,
+            seqLen: e.enhance.seq_len ?? null,
+            seed: e.enhance.seed ?? null,
+          },
+        }
+      : {}),
   };
 }
 
@@ -343,6 +382,10 @@ function expertToYaml(e: MoeExpertSpec): Record<string, unknown> {
   if (e.noiseScale !== null) out.noise_scale = e.noiseScale;
   if (e.residualScale !== null) out.residual_scale = e.residualScale;
   if (e.trainData) out.train_data = e.trainData;
+  if (e.enhance) {
+    const { threshold, keep, calibration, samples, seqLen, seed } = e.enhance;
+    out.enhance = Object.fromEntries(Object.entries({ threshold, keep, calibration, samples, seq_len: seqLen, seed }).filter(([, v]) => v !== null));
+  }
   return out;
 }
 

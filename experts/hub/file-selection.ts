@@ -1,19 +1,8 @@
 // Which files of a Hub repo a build needs. Pickled weights (*.bin, *.pt, *.pth,
 // *.pkl) are never downloaded: loading a pickle runs arbitrary code.
-const CONFIG_FILES = new Set(['config.json', 'generation_config.json']);
+import { CARRIED_FILES } from '../../core/tokenizer/files.js';
 
-const TOKENIZER_FILES = new Set([
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'added_tokens.json',
-  'tokenizer.model',
-  'vocab.json',
-  'vocab.txt',
-  'merges.txt',
-  'chat_template.jinja',
-  'chat_template.json',
-]);
+const NEEDED = new Set(['config.json', ...CARRIED_FILES]);
 
 const PICKLE = /\.(bin|pt|pth|pkl|pickle|ckpt)$/i;
 
@@ -28,6 +17,6 @@ export function isWeightFile(name: string): boolean {
 /** Top-level files only: nested folders (onnx/, original/, …) hold other formats. */
 export function isNeededFile(name: string, includeWeights: boolean): boolean {
   if (name.includes('/') || isPickle(name)) return false;
-  if (CONFIG_FILES.has(name) || TOKENIZER_FILES.has(name)) return true;
+  if (NEEDED.has(name)) return true;
   return includeWeights && isWeightFile(name);
 }

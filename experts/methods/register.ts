@@ -8,8 +8,11 @@ import { dareLinear } from './dare-linear.js';
 import { dareTies } from './dare-ties.js';
 import { della } from './della.js';
 import { dellaLinear } from './della-linear.js';
+import { divmerge } from './divmerge.js';
 import { linear } from './linear.js';
 import { modelStock } from './model-stock.js';
+import { led } from './led.js';
+import { sens } from './sens.js';
 import { neuro } from './neuro.js';
 import { slerp } from './slerp.js';
 import { taskArithmetic } from './task-arithmetic.js';
@@ -28,6 +31,9 @@ export const BUILTIN_MERGE_METHODS: readonly MergeMethod[] = [
   slerp,
   modelStock,
   neuro,
+  led,
+  sens,
+  divmerge,
 ];
 
 export function registerMergeMethods(container: DependencyContainer): void {

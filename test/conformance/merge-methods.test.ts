@@ -28,8 +28,11 @@ const MERGEKIT_NAMES = [
   'model_stock',
 ];
 
-test('every mergekit method of the issue is registered, plus neuro', (t) => {
-  t.deepEqual(methods.map((m) => m.name).sort(), [...MERGEKIT_NAMES, 'neuro'].sort());
+// Data-driven methods (issue 10) need whole models and calibration data (MergeMethod.prepare).
+const DATA_DRIVEN = ['led', 'sens', 'divmerge'];
+
+test('every mergekit method of the issue is registered, plus neuro and the data-driven ones', (t) => {
+  t.deepEqual(methods.map((m) => m.name).sort(), [...MERGEKIT_NAMES, 'neuro', ...DATA_DRIVEN].sort());
   for (const m of methods) t.regex(m.reference, /arxiv\.org|doi\.org/, `${m.name} cites its paper`);
 });
 
@@ -64,7 +67,9 @@ for (const m of methods) {
   const { count, global, model } = setup(m);
   const perModel = Array.from({ length: count }, () => ({ ...model }));
 
-  test(`${m.name}: identical models give the ${m.requiresBase ? 'base' : 'model'} back`, async (t) => {
+  if (m.prepare) {
+    test.skip(`${m.name}: tensor-level conformance (reason: needs its calibration pre-pass over whole models; see test/${m.name}.test.ts)`, () => {});
+  } else test(`${m.name}: identical models give the ${m.requiresBase ? 'base' : 'model'} back`, async (t) => {
     const base = randomTensor(n, 1);
     const models = Array.from({ length: count }, () => base.slice());
     const out = await mergeArrays(m, { base: m.requiresBase ? base : undefined, models, perModel, global, shape, chunkSize: 40 });
@@ -75,7 +80,7 @@ for (const m of methods) {
     t.true(worst <= (m.requiresBase && m.name !== 'slerp' ? 0 : 1e-6), `max |out − base| = ${worst}`);
   });
 
-  test(`${m.name}: output keeps the shape; a fixed seed gives identical bytes${isRandom(m) ? ', another seed differs' : ''}`, async (t) => {
+  if (!m.prepare) test(`${m.name}: output keeps the shape; a fixed seed gives identical bytes${isRandom(m) ? ', another seed differs' : ''}`, async (t) => {
     const base = randomTensor(n, 1);
     const models = Array.from({ length: count }, (_, i) => randomTensor(n, 10 + i));
     const run = (seed: number, chunkSize = 48) =>
@@ -103,6 +108,9 @@ for (const m of methods) {
     invalid.push({ what: 'three models', count: 2, param: /models/ });
     invalid.push({ what: 'no t', global: { t: undefined }, param: /\bt\b/ });
   }
+  if (m.name === 'led') invalid.push({ what: 'r 1.5', global: { r: 1.5 }, param: /\br$/ });
+  if (m.name === 'sens') invalid.push({ what: 'temperature 0', global: { temperature: 0 }, param: /temperature/ });
+  if (m.name === 'divmerge') invalid.push({ what: 'learning_rate 0', global: { learning_rate: 0 }, param: /learning_rate/ });
   if (m.name === 'model_stock') invalid.push({ what: 'one model besides the base', count: 1, param: /models/ });
   if (m.modelParameterDefs.some((d) => d.name === 'weight' && d.required)) {
     invalid.push({ what: 'missing weight', model: { weight: undefined }, param: /weight/ });

@@ -17,7 +17,7 @@ import { dtypeToTorchDtype } from '../../../core/dtypes.js';
 import { MoeforgeError, fsError } from '../../../core/errors.js';
 import { centroidName, expertPrefix, HETERO_CONFIG_MODULE, HETERO_MODELING_MODULE, heteroConfigJson } from '../../../core/hetero/config.js';
 import type { SequenceRouterSpec } from '../../../core/hetero/router.js';
-import { copyTokenizerFiles } from '../../../core/merge/tokenizer-files.js';
+import { copyCarriedFiles } from '../../../core/tokenizer/files.js';
 import { VERSION } from '../../../core/version.js';
 import { renderHeteroCard } from './card.js';
 
@@ -103,7 +103,7 @@ export async function writeHeteroRepo(out: string, o: HeteroExportOptions): Prom
           throw fsError(e, src, 'copy');
         });
       }
-      await copyTokenizerFiles(o.tokenizerFolder, tmp);
+      await copyCarriedFiles(o.tokenizerFolder, tmp);
       await write(path.join(tmp, 'README.md'), renderHeteroCard(o, cps.map((cp) => cp.rawConfig)));
       if (o.recipeYaml) await write(path.join(tmp, 'moeforge.yml'), o.recipeYaml);
       await writer.finish();
