@@ -7,11 +7,11 @@
 //   calibration_seq_len: 64        calibration_seed: 0
 // Samples are drawn without replacement by a seeded shuffle, tokenised with the model's
 // tokenizer (BOS as the tokenizer adds it) and truncated to the sequence length.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MoeforgeError, fsError } from '../../core/errors.js';
+import { MoeforgeError } from '../../core/errors.js';
 import { Rng } from '../../core/rng.js';
 import { Tokenizer } from '../../core/tokenizer/tokenizer.js';
+import { readTextSamples } from '../../core/data/text-samples.js';
 
 export interface CalibrationSpec {
   /** Absolute path of the text or JSONL file. */
@@ -61,37 +61,8 @@ export function calibrationSpec(params: Record<string, unknown>, modelRef: strin
 }
 
 /** Every sample of a calibration file, in file order. `modelRef` names whose data it is in errors. */
-export async function readCalibrationTexts(file: string, modelRef: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    const err = fsError(e, file, `read the calibration data of ${modelRef}`);
-    throw err;
-  }
-  const jsonl = /\.jsonl?$/i.test(file);
-  const samples: string[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
-    if (!line.trim()) return;
-    if (!jsonl) return void samples.push(line);
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      throw new MoeforgeError('invalid_data', `calibration data of ${modelRef}: not valid JSON`, { path: `${file}:${i + 1}` });
-    }
-    const t = typeof v === 'string' ? v : v !== null && typeof v === 'object' ? (v as Record<string, unknown>).text : undefined;
-    if (typeof t !== 'string' || !t) {
-      throw new MoeforgeError('invalid_data', `calibration data of ${modelRef}: expected a string or an object with a non-empty "text" field`, {
-        path: `${file}:${i + 1}`,
-      });
-    }
-    samples.push(t);
-  });
-  if (samples.length === 0) {
-    throw new MoeforgeError('invalid_data', `the calibration file of ${modelRef} has no samples`, { path: file });
-  }
-  return samples;
+export function readCalibrationTexts(file: string, modelRef: string): Promise<string[]> {
+  return readTextSamples(file, `the calibration file of ${modelRef}`);
 }
 
 /** `samples` of the texts (all of them when fewer), drawn by a seeded Fisher–Yates shuffle. */
