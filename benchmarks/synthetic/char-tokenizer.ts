@@ -42,36 +42,7 @@ export function charTokenizerFiles(opts: { vocabSize: number; bosId?: number; eo
   const vocab: Record<string, number> = {};
   byId.forEach((token, id) => (vocab[token] = id));
   const special = ['<unk>', '<s>', '</s>', ...CHAT_MARKERS.filter((m) => m in vocab)];
-  const addedTokens = special.map((content) => ({
-    id: vocab[content],
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const tokenizer = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: addedTokens,
-    normalizer: null,
-    pre_tokenizer: { type: 'Split', pattern: { Regex: '[\\s\\S]' }, behavior: 'Isolated', invert: false },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: '<s>', type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '<s>', type_id: 1 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { '<s>': { id: '<s>', ids: [bosId], tokens: ['<s>'] } },
-    },
-    decoder: { type: 'Fuse' },
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
-  };
+  const tokenizer = charLevelTokenizerJson(vocab, special, '<s>', '<unk>');
   const tokenizerConfig = {
     add_bos_token: true,
     add_eos_token: false,
@@ -89,5 +60,55 @@ export function charTokenizerFiles(opts: { vocabSize: number; bosId?: number; eo
     'tokenizer.json': JSON.stringify(tokenizer, null, 2),
     'tokenizer_config.json': JSON.stringify(tokenizerConfig, null, 2),
     'special_tokens_map.json': JSON.stringify(specialTokensMap, null, 2),
+  };
+}
+
+/**
+ * A character-level tokenizer.json that @huggingface/tokenizers (and the Rust
+ * library) load: every character is split off by the pre-tokenizer and looked up
+ * in a BPE vocabulary without merges; `bos` is prepended as transformers'
+ * TemplateProcessing does; the decoder fuses the characters back.
+ */
+export function charLevelTokenizerJson(vocab: Record<string, number>, specialTokens: string[], bos: string, unk: string): Record<string, unknown> {
+  const addedTokens = specialTokens.map((content) => ({
+    id: vocab[content],
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: addedTokens,
+    normalizer: null,
+    pre_tokenizer: { type: 'Split', pattern: { Regex: '[\\s\\S]' }, behavior: 'Isolated', invert: false },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: bos, type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: bos, type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
+      special_tokens: { [bos]: { id: bos, ids: [vocab[bos]], tokens: [bos] } },
+    },
+    decoder: { type: 'Fuse' },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: unk,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
+    },
   };
 }

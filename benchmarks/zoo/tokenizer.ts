@@ -4,6 +4,7 @@
 // with no merges over a per-character Split pre-tokenizer, a Fuse decoder and a
 // TemplateProcessing post-processor adding BOS), so @huggingface/tokenizers and
 // transformers load it; the trainer encodes with the same table directly.
+import { charLevelTokenizerJson } from '../synthetic/char-tokenizer.js';
 
 export const UNK = '<unk>';
 export const BOS = '<s>';
@@ -40,47 +41,7 @@ export function decodeIds(ids: number[]): string {
 export function zooTokenizerFiles(): Record<string, string> {
   const vocab: Record<string, number> = {};
   ZOO_VOCAB.forEach((t, i) => (vocab[t] = i));
-  const addedTokens = [UNK, BOS, EOS, PAD].map((content) => ({
-    id: vocab[content],
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const tokenizer = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: addedTokens,
-    normalizer: null,
-    pre_tokenizer: { type: 'Split', pattern: { Regex: '[\\s\\S]' }, behavior: 'Isolated', invert: false },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: BOS, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: BOS, type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: BOS, type_id: 1 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-      ],
-      special_tokens: { [BOS]: { id: BOS, ids: [BOS_ID], tokens: [BOS] } },
-    },
-    decoder: { type: 'Fuse' },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: UNK,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges: [],
-    },
-  };
+  const tokenizer = charLevelTokenizerJson(vocab, [UNK, BOS, EOS, PAD], BOS, UNK);
   const tokenizerConfig = {
     add_bos_token: true,
     add_eos_token: false,
