@@ -1,0 +1,165 @@
+// The zoo report's rows for the data-driven merges (issue 10): from the committed zoo,
+// writes per-expert calibration files drawn from the TRAINING distribution, makes the dense
+// merges TIES, Sens (base_method ties), task arithmetic, DivMerge and LED with
+// `moeforge merge`, builds the demo's moe-base (hidden gates) with plain and with
+// enhanced experts with `moeforge build`, evaluates everything on the zoo suite and
+// prints each data-driven method next to its data-free counterpart.
+// Usage: npx tsx benchmarks/demo/data-driven.ts [outDir] [--limit N]
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMoeforgeError } from '../../core/errors.js';
+import { runBuild } from '../../cli/commands/build.js';
+import { runMerge } from '../../cli/commands/merge.js';
+import { evaluate, localModel } from '../eval/evaluate.js';
+import { writeReport } from '../eval/report.js';
+import type { EvalResults } from '../eval/results.js';
+import { loadSuite } from '../eval/suite.js';
+import { renderTable } from '../eval/table.js';
+import { TASK_NAMES, type TaskName } from '../zoo/tasks.js';
+import { CALIBRATION, denseMerges, drawCalibration, moeRecipes, type CalibrationFiles, type Zoo } from './data-driven-recipes.js';
+import { positivePrompts } from './recipes.js';
+
+const ZOO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'zoo', 'models');
+/** Calibration lines written per expert (each method reads CALIBRATION.samples of them). */
+const CALIBRATION_LINES = 256;
+
+function parseArgs(argv: string[]): { out: string; limit: number } {
+  let out = path.join('demo-output', 'data-driven');
+  let limit = 100;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--limit') limit = Number(argv[++i]);
+    else out = a;
+  }
+  if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit expects a positive whole number');
+  return { out: path.resolve(out), limit };
+}
+
+/** Exact match of one model on one task (null when it has none). */
+function score(r: EvalResults, task: string, model: string): number | null {
+  const e = r.results[task]?.[model];
+  if (!e || 'error' in e) return null;
+  return e.metrics.exact_match?.value ?? null;
+}
+
+/** Method vs its data-free counterpart: per task both scores and the difference, then the mean. */
+export function pairTable(r: EvalResults, pairs: [string, string][]): string {
+  const fmt = (v: number | null) => (v === null ? '-' : v.toFixed(2));
+  const diff = (a: number | null, b: number | null) => {
+    if (a === null || b === null) return '-';
+    const d = (a - b).toFixed(2);
+    // a difference that rounds to zero prints +0.00, not -0.00
+    return Number(d) === 0 ? '+0.00' : `${a > b ? '+' : ''}${d}`;
+  };
+  const header = ['method', 'vs', ...TASK_NAMES.flatMap((t) => [t, '', 'Δ']), 'mean', '', 'Δ'];
+  const rows = pairs.map(([m, c]) => {
+    const cells = [m, c];
+    const ms: (number | null)[] = [];
+    const cs: (number | null)[] = [];
+    for (const t of TASK_NAMES) {
+      const a = score(r, t, m);
+      const b = score(r, t, c);
+      ms.push(a);
+      cs.push(b);
+      cells.push(fmt(a), fmt(b), diff(a, b));
+    }
+    const mean = (xs: (number | null)[]) => (xs.some((x) => x === null) ? null : xs.reduce<number>((s, x) => s + x!, 0) / xs.length);
+    cells.push(fmt(mean(ms)), fmt(mean(cs)), diff(mean(ms), mean(cs)));
+    return cells;
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [
+    'exact match, method | counterpart | Δ per task',
+    line(header),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.map(line),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const { out, limit } = parseArgs(process.argv.slice(2));
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const seconds = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
+  const manifest = JSON.parse(readFileSync(path.join(ZOO_DIR, 'zoo.json'), 'utf8')) as { seed: number; testSize?: number };
+  const testSize = manifest.testSize ?? 200;
+  const zoo = Object.fromEntries(['base', ...TASK_NAMES].map((n) => [n, path.join(ZOO_DIR, n)])) as Zoo;
+  const dataDir = path.join(out, 'calibration');
+  const recipes = path.join(out, 'recipes');
+  const models = path.join(out, 'models');
+  await rm(out, { recursive: true, force: true });
+  for (const d of [dataDir, recipes, models]) await mkdir(d, { recursive: true });
+
+  say(`moeforge data-driven demo: zoo ${ZOO_DIR}`);
+  const cal = {} as Record<TaskName, CalibrationFiles>;
+  for (const t of TASK_NAMES) {
+    const draw = drawCalibration(t, manifest.seed, testSize, ZOO_DIR, CALIBRATION_LINES);
+    if (t !== 'facts' && draw.inTestSet > 0) throw new Error(`${t}: ${draw.inTestSet} calibration questions are in the held-out test set`);
+    cal[t] = { text: path.join(dataDir, `${t}.jsonl`), prompts: path.join(dataDir, `${t}.prompts.jsonl`) };
+    await writeFile(cal[t].text, `${draw.text.join('\n')}\n`);
+    await writeFile(cal[t].prompts, `${draw.prompts.join('\n')}\n`);
+    say(
+      `  calibration ${t}: ${CALIBRATION_LINES} training samples, ${draw.inTestSet} in the test set${t === 'facts' ? ' (facts: the test set is the memorised table itself)' : ''}; methods read ${CALIBRATION.samples} × ≤${CALIBRATION.seqLen} tokens`,
+    );
+  }
+
+  const merges = denseMerges(zoo, cal);
+  for (const m of merges) {
+    const file = path.join(recipes, `${m.name}.yml`);
+    await writeFile(file, m.config);
+    await runMerge(file, { out: path.join(models, m.name), overwrite: true });
+    say(`  merged ${m.name} [${seconds()}]`);
+  }
+  const moe = moeRecipes(zoo, positivePrompts(manifest.seed, testSize), cal);
+  for (const [name, text] of [
+    ['moe-plain', moe.plain],
+    ['moe-enhanced', moe.enhanced],
+  ] as const) {
+    const file = path.join(recipes, `${name}.yml`);
+    await writeFile(file, text);
+    await runBuild(file, { out: path.join(models, name), overwrite: true, quiet: true });
+    say(`  built ${name} (gate_mode hidden, shared_weights base) [${seconds()}]`);
+  }
+
+  const suite = await loadSuite(path.join(ZOO_DIR, 'zoo-suite.yml'));
+  const names = [...merges.map((m) => m.name), 'moe-plain', 'moe-enhanced'];
+  const evalModels = [
+    localModel(zoo.base, zoo.base, { name: 'base' }),
+    ...TASK_NAMES.map((n) => localModel(zoo[n], zoo[n], { name: n })),
+    ...names.map((n) => localModel(path.join(models, n), path.join(models, n), { name: n })),
+  ];
+  say(`  evaluating ${evalModels.length} models on ${suite.tasks.length} tasks × ${limit} samples…`);
+  let lastModel = '';
+  const results = await evaluate(suite, evalModels, {
+    limit,
+    onProgress: (e) => {
+      if (e.model !== lastModel) {
+        lastModel = e.model;
+        say(`    ${e.model} [${seconds()}]`);
+      }
+    },
+    onModelError: (m, e) => say(`    ${m}: ${e.toLine()}`),
+  });
+  const reportDir = path.join(out, 'report');
+  await writeReport(results, reportDir);
+  const pairs: [string, string][] = [
+    ...merges.filter((m) => m.counterpart !== null).map((m) => [m.name, m.counterpart!] as [string, string]),
+    ['divmerge', merges.find((m) => m.name.startsWith('task-arithmetic-w'))!.name],
+    ['moe-enhanced', 'moe-plain'],
+  ];
+  const table = pairTable(results, pairs);
+  await writeFile(path.join(reportDir, 'data-driven.md'), `# Data-driven merges vs their data-free counterparts (zoo, limit ${limit})\n\n\`\`\`\n${table}\n\`\`\`\n`);
+  say('');
+  say(renderTable(results));
+  say(table);
+  say('');
+  say(`report: ${path.relative(process.cwd(), path.join(reportDir, 'report.md'))} (data-driven.md beside it) — ${seconds()} in all`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(isMoeforgeError(e) ? `${e.toLine()}\n` : `${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = isMoeforgeError(e) ? 2 : 1;
+});
