@@ -1,6 +1,6 @@
 // `moeforge zoo --out <folder>`: trains the expert zoo (benchmarks/zoo/zoo.ts):
-// a tiny char-level llama base and four MLP-only experts (addition, reversal,
-// sorting, facts), written as HF folders with the zoo suite and held-out test sets.
+// a tiny char-level llama base and four MLP-only experts (caesar, atbash,
+// complement, facts), written as HF folders with the zoo suite and held-out test sets.
 import type { Command } from 'commander';
 import { MoeforgeError } from '../../core/errors.js';
 import { TASK_NAMES } from '../../benchmarks/zoo/tasks.js';
@@ -18,7 +18,7 @@ function wholeNumber(s: string | undefined, flag: string, min: number): number |
 export function register(program: Command): void {
   program
     .command('zoo')
-    .description('train the expert zoo: a tiny base + addition/reversal/sorting/facts experts, the zoo suite and its test sets')
+    .description('train the expert zoo: a tiny base + caesar/atbash/complement/facts experts, the zoo suite and its test sets')
     .requiredOption('--out <folder>', 'output folder (one model folder per model, zoo-suite.yml, data/, zoo.json)')
     .option('--steps <n>', 'steps of the base model\'s copy pretraining', '500')
     .option('--expert-steps <n>', 'MLP-only fine-tuning steps per expert', '450')
