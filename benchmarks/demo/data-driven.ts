@@ -12,8 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { isMoeforgeError } from '../../core/errors.js';
 import { runBuild } from '../../cli/commands/build.js';
 import { runMerge } from '../../cli/commands/merge.js';
-import { evaluate, localModel } from '../eval/evaluate.js';
-import { writeReport } from '../eval/report.js';
+import { evaluateAndReport, zooModel } from './evaluate-zoo.js';
 import type { EvalResults } from '../eval/results.js';
 import { loadSuite } from '../eval/suite.js';
 import { renderTable } from '../eval/table.js';
@@ -127,24 +126,11 @@ async function main(): Promise<void> {
   const suite = await loadSuite(path.join(ZOO_DIR, 'zoo-suite.yml'));
   const names = [...merges.map((m) => m.name), 'moe-plain', 'moe-enhanced'];
   const evalModels = [
-    localModel(zoo.base, zoo.base, { name: 'base' }),
-    ...TASK_NAMES.map((n) => localModel(zoo[n], zoo[n], { name: n })),
-    ...names.map((n) => localModel(path.join(models, n), path.join(models, n), { name: n })),
+    zooModel('base', zoo.base),
+    ...TASK_NAMES.map((n) => zooModel(n, zoo[n])),
+    ...names.map((n) => zooModel(n, path.join(models, n))),
   ];
-  say(`  evaluating ${evalModels.length} models on ${suite.tasks.length} tasks × ${limit} samples…`);
-  let lastModel = '';
-  const results = await evaluate(suite, evalModels, {
-    limit,
-    onProgress: (e) => {
-      if (e.model !== lastModel) {
-        lastModel = e.model;
-        say(`    ${e.model} [${seconds()}]`);
-      }
-    },
-    onModelError: (m, e) => say(`    ${m}: ${e.toLine()}`),
-  });
-  const reportDir = path.join(out, 'report');
-  await writeReport(results, reportDir);
+  const { results, reportDir } = await evaluateAndReport(suite, evalModels, { limit, out, say, elapsed: seconds });
   const pairs: [string, string][] = [
     ...merges.filter((m) => m.counterpart !== null).map((m) => [m.name, m.counterpart!] as [string, string]),
     ['divmerge', merges.find((m) => m.name.startsWith('task-arithmetic-w'))!.name],

@@ -14,8 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { isMoeforgeError } from '../../core/errors.js';
 import { runBuild } from '../../cli/commands/build.js';
 import { runMerge } from '../../cli/commands/merge.js';
-import { evaluate, localModel } from '../eval/evaluate.js';
-import { writeReport } from '../eval/report.js';
+import { evaluateAndReport, zooModel } from './evaluate-zoo.js';
 import { loadSuite } from '../eval/suite.js';
 import { renderTable } from '../eval/table.js';
 import { TASK_NAMES, type TaskName } from '../zoo/tasks.js';
@@ -74,26 +73,13 @@ async function main(): Promise<void> {
 
   const suite = await loadSuite(path.join(ZOO_DIR, 'zoo-suite.yml'));
   const evalModels = [
-    localModel(zoo.base, zoo.base, { name: 'base' }),
-    ...TASK_NAMES.map((n) => localModel(zoo[n], zoo[n], { name: n })),
-    ...MOE_VARIANTS.map((v) => localModel(path.join(models, v.name), path.join(models, v.name), { name: v.name })),
-    localModel(path.join(models, 'ties-merge'), path.join(models, 'ties-merge'), { name: 'ties-merge' }),
-    ...TASK_NAMES.map((n) => localModel(path.join(models, `oracle-${n}`), path.join(models, `oracle-${n}`), { name: `oracle-${n}` })),
+    zooModel('base', zoo.base),
+    ...TASK_NAMES.map((n) => zooModel(n, zoo[n])),
+    ...MOE_VARIANTS.map((v) => zooModel(v.name, path.join(models, v.name))),
+    zooModel('ties-merge', path.join(models, 'ties-merge')),
+    ...TASK_NAMES.map((n) => zooModel(`oracle-${n}`, path.join(models, `oracle-${n}`))),
   ];
-  say(`  evaluating ${evalModels.length} models on ${suite.tasks.length} tasks × ${limit} samples…`);
-  let lastModel = '';
-  const results = await evaluate(suite, evalModels, {
-    limit,
-    onProgress: (e) => {
-      if (e.model !== lastModel) {
-        lastModel = e.model;
-        say(`    ${e.model} [${seconds()}]`);
-      }
-    },
-    onModelError: (m, e) => say(`    ${m}: ${e.toLine()}`),
-  });
-  const reportDir = path.join(out, 'report');
-  await writeReport(results, reportDir);
+  const { results, reportDir } = await evaluateAndReport(suite, evalModels, { limit, out, say, elapsed: seconds });
   const analysis = analyse(results, [...TASK_NAMES], MOE_VARIANTS.map((v) => v.name), ['ties-merge']);
   await writeFile(path.join(reportDir, 'zoo-analysis.md'), formatAnalysis(analysis));
   say('');
