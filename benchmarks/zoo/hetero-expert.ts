@@ -15,20 +15,19 @@
 //
 // Usage: npx tsx benchmarks/zoo/hetero-expert.ts [outDir] [--steps N]
 //   (default benchmarks/zoo/models-hetero/caesar-qwen2, 400 steps)
-import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend, tf } from '../../core/backend.js';
-import { fsError, isMoeforgeError } from '../../core/errors.js';
+import { initBackend } from '../../core/backend.js';
+import { isMoeforgeError } from '../../core/errors.js';
 import { Rng } from '../../core/rng.js';
-import { writeSafetensors } from '../../core/safetensors/writer.js';
 import { syntheticConfig } from '../synthetic/dense-model.js';
 import { installFastMatMulGradient } from './fast-grads.js';
 import { allVariables, disposeParams, initParams, type ZooParams, type ZooShape } from './model.js';
 import { testSet, trainSampler, zooTasks, type TaskName } from './tasks.js';
-import { BOS_ID, EOS_ID, PAD_ID, ZOO_VOCAB_SIZE, zooTokenizerFiles } from './tokenizer.js';
+import { PAD_ID, ZOO_VOCAB_SIZE } from './tokenizer.js';
 import { train } from './trainer.js';
 import { exactMatch } from './zoo.js';
+import { writeZooModel } from './writer.js';
 
 export const HETERO_TASK: TaskName = 'caesar';
 export const HETERO_EXPERT_NAME = 'caesar-qwen2';
@@ -60,19 +59,6 @@ export interface HeteroExpertResult {
   losses: { step: number; loss: number }[];
 }
 
-function bytesOf(t: tf.Tensor): Uint8Array {
-  const data = t.dataSync() as Float32Array;
-  return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-}
-
-/** [in, out] W^T → [out, in] bytes, as torch.nn.Linear stores weight. */
-function linearBytes(wT: tf.Tensor2D): Uint8Array {
-  const t = tf.transpose(wT);
-  const out = bytesOf(t);
-  t.dispose();
-  return out;
-}
-
 export function qwen2Config(s: ZooShape): Record<string, unknown> {
   const c = syntheticConfig({
     family: 'qwen2',
@@ -89,47 +75,9 @@ export function qwen2Config(s: ZooShape): Record<string, unknown> {
   return Object.fromEntries(Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
-async function writeText(file: string, text: string): Promise<void> {
-  await writeFile(file, text).catch((e: unknown) => {
-    throw fsError(e, file, 'write');
-  });
-}
-
 /** Writes the qwen2 HF folder (qwen2 tensor names, zero q/k/v biases, zoo tokenizer). */
-export async function writeQwen2Expert(folder: string, p: ZooParams, card: string): Promise<void> {
-  await mkdir(folder, { recursive: true }).catch((e: unknown) => {
-    throw fsError(e, folder, 'write');
-  });
-  const s = p.shape;
-  const d = s.hiddenSize;
-  const hD = d / s.numHeads;
-  const tensors: { name: string; dtype: 'F32'; shape: number[]; data: Uint8Array }[] = [];
-  const add = (name: string, shape: number[], data: Uint8Array) => tensors.push({ name, dtype: 'F32', shape, data });
-  const zeros = (n: number) => new Uint8Array(4 * n);
-  add('model.embed_tokens.weight', [s.vocabSize, d], bytesOf(p.embed));
-  p.layers.forEach((l, i) => {
-    const pre = `model.layers.${i}`;
-    add(`${pre}.input_layernorm.weight`, [d], bytesOf(l.inputNorm));
-    add(`${pre}.self_attn.q_proj.weight`, [s.numHeads * hD, d], linearBytes(l.q));
-    add(`${pre}.self_attn.q_proj.bias`, [s.numHeads * hD], zeros(s.numHeads * hD));
-    add(`${pre}.self_attn.k_proj.weight`, [s.numKvHeads * hD, d], linearBytes(l.k));
-    add(`${pre}.self_attn.k_proj.bias`, [s.numKvHeads * hD], zeros(s.numKvHeads * hD));
-    add(`${pre}.self_attn.v_proj.weight`, [s.numKvHeads * hD, d], linearBytes(l.v));
-    add(`${pre}.self_attn.v_proj.bias`, [s.numKvHeads * hD], zeros(s.numKvHeads * hD));
-    add(`${pre}.self_attn.o_proj.weight`, [d, s.numHeads * hD], linearBytes(l.o));
-    add(`${pre}.post_attention_layernorm.weight`, [d], bytesOf(l.postAttnNorm));
-    add(`${pre}.mlp.gate_proj.weight`, [s.intermediateSize, d], linearBytes(l.gate));
-    add(`${pre}.mlp.up_proj.weight`, [s.intermediateSize, d], linearBytes(l.up));
-    add(`${pre}.mlp.down_proj.weight`, [d, s.intermediateSize], linearBytes(l.down));
-  });
-  add('model.norm.weight', [d], bytesOf(p.finalNorm));
-  add('lm_head.weight', [s.vocabSize, d], linearBytes(p.lmHeadT));
-  await writeSafetensors(path.join(folder, 'model.safetensors'), tensors, { format: 'pt' });
-  await writeText(path.join(folder, 'config.json'), `${JSON.stringify(qwen2Config(s), null, 2)}\n`);
-  const generation = { _from_model_config: true, bos_token_id: BOS_ID, eos_token_id: EOS_ID, pad_token_id: PAD_ID, transformers_version: '4.49.0' };
-  await writeText(path.join(folder, 'generation_config.json'), `${JSON.stringify(generation, null, 2)}\n`);
-  for (const [name, text] of Object.entries(zooTokenizerFiles())) await writeText(path.join(folder, name), text);
-  await writeText(path.join(folder, 'README.md'), card);
+export function writeQwen2Expert(folder: string, p: ZooParams, card: string): Promise<void> {
+  return writeZooModel(folder, p, card, { config: qwen2Config(p.shape), zeroQkvBias: true });
 }
 
 /** Trains the qwen2 caesar expert from scratch (every weight) and writes it to `folder`. */

@@ -50,8 +50,18 @@ async function writeText(file: string, text: string): Promise<void> {
   }
 }
 
+export interface ZooWriteOptions {
+  /** config.json to write (default zooConfig(p): llama). */
+  config?: Record<string, unknown>;
+  /**
+   * Write zero q/k/v biases after each projection: a qwen2 checkpoint of a model the
+   * trainer (which has no biases) trained, computing exactly what was trained.
+   */
+  zeroQkvBias?: boolean;
+}
+
 /** Writes `folder` (created if missing; files inside are replaced). */
-export async function writeZooModel(folder: string, p: ZooParams, card: string): Promise<void> {
+export async function writeZooModel(folder: string, p: ZooParams, card: string, options: ZooWriteOptions = {}): Promise<void> {
   await mkdir(folder, { recursive: true }).catch((e: unknown) => {
     throw fsError(e, folder, 'write');
   });
@@ -60,13 +70,19 @@ export async function writeZooModel(folder: string, p: ZooParams, card: string):
   const hD = d / s.numHeads;
   const tensors: { name: string; dtype: 'F32'; shape: number[]; data: Uint8Array }[] = [];
   const add = (name: string, shape: number[], data: Uint8Array) => tensors.push({ name, dtype: 'F32', shape, data });
+  const bias = (name: string, n: number) => {
+    if (options.zeroQkvBias) add(name, [n], new Uint8Array(4 * n));
+  };
   add('model.embed_tokens.weight', [s.vocabSize, d], vectorBytes(p.embed));
   p.layers.forEach((l, i) => {
     const pre = `model.layers.${i}`;
     add(`${pre}.input_layernorm.weight`, [d], vectorBytes(l.inputNorm));
     add(`${pre}.self_attn.q_proj.weight`, [s.numHeads * hD, d], linearBytes(l.q));
+    bias(`${pre}.self_attn.q_proj.bias`, s.numHeads * hD);
     add(`${pre}.self_attn.k_proj.weight`, [s.numKvHeads * hD, d], linearBytes(l.k));
+    bias(`${pre}.self_attn.k_proj.bias`, s.numKvHeads * hD);
     add(`${pre}.self_attn.v_proj.weight`, [s.numKvHeads * hD, d], linearBytes(l.v));
+    bias(`${pre}.self_attn.v_proj.bias`, s.numKvHeads * hD);
     add(`${pre}.self_attn.o_proj.weight`, [d, s.numHeads * hD], linearBytes(l.o));
     add(`${pre}.post_attention_layernorm.weight`, [d], vectorBytes(l.postAttnNorm));
     add(`${pre}.mlp.gate_proj.weight`, [s.intermediateSize, d], linearBytes(l.gate));
@@ -76,7 +92,7 @@ export async function writeZooModel(folder: string, p: ZooParams, card: string):
   add('model.norm.weight', [d], vectorBytes(p.finalNorm));
   add('lm_head.weight', [s.vocabSize, d], linearBytes(p.lmHeadT));
   await writeSafetensors(path.join(folder, 'model.safetensors'), tensors, { format: 'pt' });
-  await writeText(path.join(folder, 'config.json'), `${JSON.stringify(zooConfig(p), null, 2)}\n`);
+  await writeText(path.join(folder, 'config.json'), `${JSON.stringify(options.config ?? zooConfig(p), null, 2)}\n`);
   const generation = { _from_model_config: true, bos_token_id: BOS_ID, eos_token_id: EOS_ID, pad_token_id: PAD_ID, transformers_version: '4.49.0' };
   await writeText(path.join(folder, 'generation_config.json'), `${JSON.stringify(generation, null, 2)}\n`);
   for (const [name, text] of Object.entries(zooTokenizerFiles())) await writeText(path.join(folder, name), text);
