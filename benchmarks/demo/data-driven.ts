@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { isMoeforgeError } from '../../core/errors.js';
 import { runBuild } from '../../cli/commands/build.js';
 import { runMerge } from '../../cli/commands/merge.js';
-import { evaluateAndReport, zooModel } from './evaluate-zoo.js';
+import { evaluateAndReport, parseReportArgs, zooModel } from './evaluate-zoo.js';
 import type { EvalResults } from '../eval/results.js';
 import { loadSuite } from '../eval/suite.js';
 import { renderTable } from '../eval/table.js';
@@ -23,18 +23,6 @@ import { positivePrompts } from './recipes.js';
 const ZOO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'zoo', 'models');
 /** Calibration lines written per expert (each method reads CALIBRATION.samples of them). */
 const CALIBRATION_LINES = 256;
-
-function parseArgs(argv: string[]): { out: string; limit: number } {
-  let out = path.join('demo-output', 'data-driven');
-  let limit = 100;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--limit') limit = Number(argv[++i]);
-    else out = a;
-  }
-  if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit expects a positive whole number');
-  return { out: path.resolve(out), limit };
-}
 
 /** Exact match of one model on one task (null when it has none). */
 function score(r: EvalResults, task: string, model: string): number | null {
@@ -80,7 +68,7 @@ export function pairTable(r: EvalResults, pairs: [string, string][]): string {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  const { out, limit } = parseArgs(process.argv.slice(2));
+  const { out, limit } = parseReportArgs(process.argv.slice(2), path.join('demo-output', 'data-driven'));
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const seconds = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
   const manifest = JSON.parse(readFileSync(path.join(ZOO_DIR, 'zoo.json'), 'utf8')) as { seed: number; testSize?: number };

@@ -7,6 +7,19 @@ import { writeReport } from '../eval/report.js';
 import type { EvalResults } from '../eval/results.js';
 import type { Suite } from '../eval/suite.js';
 
+/** `[outDir] [--limit N]`, the arguments of the zoo report scripts. */
+export function parseReportArgs(argv: string[], defaultOut: string): { out: string; limit: number } {
+  let out = defaultOut;
+  let limit = 100;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--limit') limit = Number(argv[++i]);
+    else out = a;
+  }
+  if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit expects a positive whole number');
+  return { out: path.resolve(out), limit };
+}
+
 /** A local model folder under a display name. */
 export function zooModel(name: string, folder: string): EvalModel {
   return localModel(folder, folder, { name });

@@ -21,9 +21,9 @@ import { loadHeteroScorer } from '../../core/hetero/scorer.js';
 import type { Tokenizer } from '../../core/tokenizer/tokenizer.js';
 import { runBuild } from '../../cli/commands/build.js';
 import { runMerge } from '../../cli/commands/merge.js';
-import { evaluate, localModel, type EvalModel } from '../eval/evaluate.js';
+import type { EvalModel } from '../eval/evaluate.js';
+import { evaluateAndReport, parseReportArgs, zooModel } from './evaluate-zoo.js';
 import type { EvalResults } from '../eval/results.js';
-import { writeReport } from '../eval/report.js';
 import { loadSuite } from '../eval/suite.js';
 import { renderTable } from '../eval/table.js';
 import { HETERO_DIR, HETERO_EXPERT_NAME, HETERO_TASK } from '../zoo/hetero-expert.js';
@@ -100,21 +100,9 @@ async function routingTable(folder: string, limit: number): Promise<string> {
   }
 }
 
-function parseArgs(argv: string[]): { out: string; limit: number } {
-  let out = path.join('demo-output', 'hetero');
-  let limit = 100;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--limit') limit = Number(argv[++i]);
-    else out = a;
-  }
-  if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit expects a positive whole number');
-  return { out: path.resolve(out), limit };
-}
-
 async function main(): Promise<void> {
   const t0 = performance.now();
-  const { out, limit } = parseArgs(process.argv.slice(2));
+  const { out, limit } = parseReportArgs(process.argv.slice(2), path.join('demo-output', 'hetero'));
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const seconds = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
   const manifest = JSON.parse(readFileSync(path.join(ZOO_DIR, 'zoo.json'), 'utf8')) as { seed: number; testSize?: number };
@@ -152,29 +140,15 @@ async function main(): Promise<void> {
     const folder = path.join(models, name);
     return { name, ref: folder, revision: null, load: () => loadHeteroScorer(folder) };
   };
-  const local = (folder: string, name: string) => localModel(folder, folder, { name });
   const evalModels = [
-    local(zoo.base, 'base'),
-    ...TASK_NAMES.map((n) => local(zoo[n], n)),
-    local(QWEN, HETERO_EXPERT_NAME),
+    zooModel('base', zoo.base),
+    ...TASK_NAMES.map((n) => zooModel(n, zoo[n])),
+    zooModel(HETERO_EXPERT_NAME, QWEN),
     ...heteros.map((h) => heteroModel(h.name)),
-    local(path.join(models, homo.name), homo.name),
-    local(path.join(models, 'ties-merge'), 'ties-merge'),
+    zooModel(homo.name, path.join(models, homo.name)),
+    zooModel('ties-merge', path.join(models, 'ties-merge')),
   ];
-  say(`  evaluating ${evalModels.length} models on ${suite.tasks.length} tasks × ${limit} samples…`);
-  let lastModel = '';
-  const results = await evaluate(suite, evalModels, {
-    limit,
-    onProgress: (e) => {
-      if (e.model !== lastModel) {
-        lastModel = e.model;
-        say(`    ${e.model} [${seconds()}]`);
-      }
-    },
-    onModelError: (m, e) => say(`    ${m}: ${e.toLine()}`),
-  });
-  const reportDir = path.join(out, 'report');
-  await writeReport(results, reportDir);
+  const { results, reportDir } = await evaluateAndReport(suite, evalModels, { limit, out, say, elapsed: seconds });
   const retention = retentionTable(results, heteros.map((h) => h.name), zoo);
   const routing = await Promise.all(heteros.map(async (h) => `### ${h.name}: where each task's questions are routed (first ${limit})\n\n${await routingTable(path.join(models, h.name), limit)}`));
   const analysis = [
