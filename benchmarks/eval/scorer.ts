@@ -10,6 +10,7 @@ import { isSparseLayer } from '../../core/config/types.js';
 import { MoeforgeError } from '../../core/errors.js';
 import type { Tokenizer } from '../../core/tokenizer/tokenizer.js';
 import { chatPrompt, encodeContext, encodePair } from '../../core/tokenizer/encode-pair.js';
+import { cutAtStop } from '../../core/tokenizer/stop.js';
 
 export interface LoglikelihoodRequest {
   context: string;
@@ -245,12 +246,7 @@ export class CausalLMScorer implements Scorer {
         const f = await this.model.forward([all], { outputRouterLogits: true });
         if (f.routerLogits) this.countRouting(f.routerLogits, [all.map(() => 1)], all.length);
       }
-      let text = this.tokenizer.decode(ids, { skipSpecialTokens: true });
-      // generate_until: cut at the first stop string.
-      for (const s of r.until) {
-        const at = text.indexOf(s);
-        if (at >= 0) text = text.slice(0, at);
-      }
+      const text = cutAtStop(this.tokenizer.decode(ids, { skipSpecialTokens: true }), r.until);
       out.push(text);
       onProgress?.(out.length);
     }

@@ -13,6 +13,7 @@ import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { loadHeteroRepo } from './load.js';
 import type { HeteroMoE } from './model.js';
 import { chatPrompt, encodeContext, encodePair } from '../tokenizer/encode-pair.js';
+import { cutAtStop } from '../tokenizer/stop.js';
 
 interface TextRequest {
   context: string;
@@ -91,11 +92,7 @@ export class HeteroScorer {
     for (const r of requests) {
       const prompt = encodeContext(this.tokenizer, r.context, r.chat);
       const ids = await this.model.generate(prompt, { maxNewTokens: r.maxNewTokens, temperature: r.temperature, topP: r.topP, seed: r.seed, stopTokens: this.tokenizer.eosTokenIds });
-      let text = this.tokenizer.decode(ids, { skipSpecialTokens: true });
-      for (const s of r.until) {
-        const at = text.indexOf(s);
-        if (at >= 0) text = text.slice(0, at);
-      }
+      const text = cutAtStop(this.tokenizer.decode(ids, { skipSpecialTokens: true }), r.until);
       out.push(text);
       onProgress?.(out.length);
     }

@@ -12,6 +12,7 @@ import { randomInt } from 'node:crypto';
 import type { CausalLM } from '../model/causal-lm.js';
 import { logSoftmax } from '../model/sampling.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { firstStop } from '../tokenizer/stop.js';
 
 export interface CompletionJob {
   prompt: number[];
@@ -40,16 +41,6 @@ export interface CompletionOutput {
   finishReason: 'stop' | 'length';
   /** Echoed prompt tokens then generated tokens, when logprobs were asked for. */
   logprobs: TokenLogprob[] | undefined;
-}
-
-/** The earliest index where any stop string starts in `text`, or -1. */
-export function firstStop(text: string, stop: string[]): number {
-  let at = -1;
-  for (const s of stop) {
-    const i = text.indexOf(s);
-    if (i >= 0 && (at < 0 || i < at)) at = i;
-  }
-  return at;
 }
 
 function topK(logp: Float64Array, k: number): { id: number; logprob: number }[] {

@@ -14,6 +14,7 @@ import type { Tokenizer } from '../../../core/tokenizer/tokenizer.js';
 import type { GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult, RollingResult, Scorer, ScorerInfo } from '../scorer.js';
 import type { OpenAiClient } from './client.js';
 import { chatPrompt, encodeContext, encodePair } from '../../../core/tokenizer/encode-pair.js';
+import { cutAtStop } from '../../../core/tokenizer/stop.js';
 
 export interface RemoteScorerOptions {
   /** The served model's name, sent as `model`. */
@@ -192,11 +193,7 @@ export class RemoteScorer implements Scorer {
           throw new MoeforgeError('remote_error', 'the answer has no choices[0].text', { path: `${this.client.baseUrl}/completions` });
         }
         // generate_until: cut at the first stop string (servers that ignore `stop` included).
-        let text = choice.text;
-        for (const s of r.until) {
-          const at = text.indexOf(s);
-          if (at >= 0) text = text.slice(0, at);
-        }
+        const text = cutAtStop(choice.text, r.until);
         onProgress?.(++done);
         return text;
       }),
