@@ -38,7 +38,8 @@ export { CausalLM, type ForwardOptions, type ForwardResult, type LoadOptions, ty
 export { Tokenizer } from './core/tokenizer/tokenizer.js';
 
 // Building and merging
-export { readRecipeFile, parseRecipeText, planFromRecipe, buildMoe } from './core/build/build.js';
+export { readRecipeFile, parseRecipeText, planFromRecipe, buildMoe, type BuildOutcome, type MoeBuildOutcome, type HeteroBuildOutcome } from './core/build/build.js';
+export { detectHeteroRecipe, formatHeteroPlan, type HeteroBuildPlan } from './core/build/hetero.js';
 export { formatPlan, summarizePlan } from './core/build/dry-run.js';
 export { parseMoeRecipe, type MoeRecipe } from './core/recipe/moe-recipe.js';
 export { parseMergeConfig, type MergeConfig } from './core/recipe/merge-config.js';
@@ -57,5 +58,5 @@ export { loadSuite } from './benchmarks/eval/suite.js';
 export { evaluate, localModel } from './benchmarks/eval/evaluate.js';
 export { writeReport } from './benchmarks/eval/report.js';
 export { startServer } from './core/serve/server.js';
-export { ServeEngine } from './core/serve/engine.js';
+export { ServeEngine, type ServeModel } from './core/serve/engine.js';
 export { loadHeteroRepo, isHeteroFolder } from './core/hetero/load.js';

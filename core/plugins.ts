@@ -5,7 +5,9 @@
 // core never imports its siblings. Constructor parameters use explicit
 // `@inject(TOKEN)`: esbuild-based runners (tsx) emit no decorator metadata.
 
+import type { DependencyContainer } from 'tsyringe';
 import type { z } from 'zod';
+import type { HeteroBuildPlan } from './build/hetero.js';
 import type { NormalizedConfig } from './config/types.js';
 import type { TensorRole } from './roles.js';
 import type { Rng } from './rng.js';
@@ -247,6 +249,83 @@ export interface OutputFormat {
 }
 
 // ---------------------------------------------------------------------------
+// Heterogeneous MoEs (issue 9): the trainings behind `gate_mode: learned` with experts
+// of different architectures (routers/learned/hetero/*), resolved by the heterogeneous
+// build in export/formats/hetero, and that build itself, resolved by core's buildMoe.
+
+/** A sequence-level router fitted by classification: which expert's data a sequence comes from. */
+export interface SequenceRouterData {
+  /** One feature row per training sequence, [N, dim] row-major. */
+  features: Float32Array;
+  dim: number;
+  /** The expert whose data each sequence is, [N]. */
+  labels: Int32Array;
+  numExperts: number;
+  /** Experts mixed per sequence (the load-balancing term counts the top k). */
+  topK: number;
+}
+
+export interface TrainedSequenceRouter {
+  /** [E, dim] row-major: scores = W · feature, then softmax, top k, renormalised. */
+  weight: Float32Array;
+  /** Lines for the build output and the model card (held-out accuracy, steps). */
+  report: string[];
+}
+
+export interface ProjectedExpertInput {
+  name: string;
+  /** The expert's own model folder (a dense causal LM the engine loads). */
+  folder: string;
+  /** Token ids of its training sequences (BOS first), each at least 2 tokens. */
+  sequences: number[][];
+}
+
+/**
+ * MergeME's trained form (arXiv 2502.00997 §3.2): one shared embedding and LM head of
+ * width D (the widest expert), per-expert projections in (D → d_e) and out (d_e → D)
+ * around each expert's own layer stack and final norm, and a router on the mean shared
+ * token embedding. Matrices are nn.Linear / nn.Embedding weights, row-major.
+ */
+export interface ProjectedWeights {
+  sharedHiddenSize: number;
+  /** [V, D] */
+  embed: Float32Array;
+  /** [V, D] */
+  lmHead: Float32Array;
+  /** Per expert [d_e, D]: x_e = e_shared · proj_inᵀ. */
+  projIn: Float32Array[];
+  /** Per expert [D, d_e]: h_shared = h_e · proj_outᵀ. */
+  projOut: Float32Array[];
+  /** [E, D] */
+  router: Float32Array;
+  report: string[];
+}
+
+export interface HeteroTrainer {
+  /** Validates the recipe's `gate:` block before any model is read (one line naming `gate.<key>`). */
+  checkOptions(options: Record<string, unknown>): void;
+  /** Softmax-regression router on per-sequence features (the recipe's `gate:` block gives epochs, lr, …). */
+  trainSequenceRouter(data: SequenceRouterData, options: Record<string, unknown>, rng: Rng): Promise<TrainedSequenceRouter>;
+  /** Initialises and trains the projected form's shared embedding/head, projections and router. */
+  trainProjected(experts: ProjectedExpertInput[], topK: number, options: Record<string, unknown>, rng: Rng): Promise<ProjectedWeights>;
+}
+
+/** What a heterogeneous build wrote. */
+export interface HeteroBuildResult {
+  out: string;
+  tensors: number;
+  bytes: number;
+  shards: number;
+  /** Lines the build reports (router training figures), also in the model card. */
+  report: string[];
+}
+
+/** Writes a heterogeneous MoE (export/formats/hetero), so core's buildMoe builds one without importing export/. */
+export interface HeteroBuilder {
+  build(container: DependencyContainer, plan: HeteroBuildPlan, out: string, options: { overwrite?: boolean; shardSizeBytes?: number; seed?: number }): Promise<HeteroBuildResult>;
+}
+
+// ---------------------------------------------------------------------------
 // DI tokens.
 
 export const TOKENS = {
@@ -254,4 +333,6 @@ export const TOKENS = {
   MergeMethod: Symbol.for('moeforge.MergeMethod'),
   GateStrategy: Symbol.for('moeforge.GateStrategy'),
   OutputFormat: Symbol.for('moeforge.OutputFormat'),
+  HeteroTrainer: Symbol.for('moeforge.HeteroTrainer'),
+  HeteroBuilder: Symbol.for('moeforge.HeteroBuilder'),
 } as const;

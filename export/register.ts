@@ -1,7 +1,8 @@
 // Registers the built-in output formats in a tsyringe container, in mergekit's
 // order of preference (mergekit/moe/__init__.py: Mixtral first, then the Qwen ones).
 import type { DependencyContainer } from 'tsyringe';
-import { TOKENS, type OutputFormat } from '../core/plugins.js';
+import { TOKENS, type HeteroBuilder, type OutputFormat } from '../core/plugins.js';
+import { heteroBuilder } from './formats/hetero/builder.js';
 import { mixtralFormat } from './formats/mixtral.js';
 import { qwen2MoeFormat } from './formats/qwen2-moe.js';
 import { qwen3MoeFormat } from './formats/qwen3-moe.js';
@@ -10,4 +11,6 @@ export const BUILTIN_OUTPUT_FORMATS: readonly OutputFormat[] = [mixtralFormat, q
 
 export function registerOutputFormats(container: DependencyContainer): void {
   for (const format of BUILTIN_OUTPUT_FORMATS) container.register<OutputFormat>(TOKENS.OutputFormat, { useValue: format });
+  // Heterogeneous experts (issue 9) are not an OutputFormat (no shared tensor layout): core's buildMoe resolves this builder.
+  container.register<HeteroBuilder>(TOKENS.HeteroBuilder, { useValue: heteroBuilder });
 }

@@ -13,7 +13,7 @@ import { Checkpoint } from '../core/checkpoint/checkpoint.js';
 import { summarizeModel } from '../core/inspect.js';
 import { CausalLM } from '../core/model/causal-lm.js';
 import { Tokenizer } from '../core/tokenizer/tokenizer.js';
-import { buildTestContainer, goldenCopy } from './helpers/build-fixtures.js';
+import { buildTestContainer, goldenCopy, moeOutcome } from './helpers/build-fixtures.js';
 import { golden, tempDir } from './helpers/paths.js';
 import { goldenExpected, maxAbsDiff } from './helpers/tiny-models.js';
 
@@ -21,10 +21,10 @@ const container = buildTestContainer();
 
 async function build(recipeText: string, out: string, opts: { seed?: number; allowIdenticalExperts?: boolean; maxResidentBytes?: number } = {}) {
   const recipe = parseRecipeText(container, recipeText, 'recipe.yml', { allowIdenticalExperts: opts.allowIdenticalExperts ?? false });
-  return buildMoe(container, recipe, out, {
+  return moeOutcome(await buildMoe(container, recipe, out, {
     ...(opts.seed === undefined ? {} : { seed: opts.seed }),
     ...(opts.maxResidentBytes === undefined ? {} : { maxResidentBytes: opts.maxResidentBytes }),
-  });
+  }));
 }
 
 async function summarize(folder: string) {
@@ -377,7 +377,7 @@ test('sharded output: shards of at most --shard-size with an index', async (t) =
   const e1 = await goldenCopy(dir, 'llama-tiny', 'e1');
   const recipe = parseRecipeText(container, `base_model: ${base}\ngate_mode: random\ndtype: bfloat16\nexperts:\n  - source_model: ${base}\n  - source_model: ${e1}\n`, 'r.yml');
   const out = path.join(dir, 'sharded');
-  const { plan } = await buildMoe(container, recipe, out, { shardSize: '200KB' });
+  const { plan } = moeOutcome(await buildMoe(container, recipe, out, { shardSize: '200KB' }));
   t.true(plan.shards.length > 1);
   const index = JSON.parse(await readFile(path.join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number }; weight_map: Record<string, string> };
   t.is(index.metadata.total_size, plan.totalBytes);

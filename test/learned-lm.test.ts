@@ -11,7 +11,7 @@ import { initBackend } from '../core/backend.js';
 import { buildMoe, parseRecipeText } from '../core/build/build.js';
 import { CausalLM } from '../core/model/causal-lm.js';
 import { Tokenizer } from '../core/tokenizer/tokenizer.js';
-import { buildTestContainer, goldenCopy } from './helpers/build-fixtures.js';
+import { buildTestContainer, goldenCopy, moeOutcome } from './helpers/build-fixtures.js';
 import { tempDir } from './helpers/paths.js';
 
 const DATA = [
@@ -62,7 +62,7 @@ test('objective lm lowers the MoE\'s next-token loss on the experts\' data relat
   const build = async (name: string, gate: string) => {
     const recipe = `base_model: ${base}\ngate_mode: learned\ngate: ${gate}\nexperts:\n${experts.map((e, i) => `  - source_model: ${e}\n    train_data: ${files[i]}`).join('\n')}\n`;
     const out = path.join(dir, name);
-    const { result } = await buildMoe(container, parseRecipeText(container, recipe, `${name}.yml`), out);
+    const { result } = moeOutcome(await buildMoe(container, parseRecipeText(container, recipe, `${name}.yml`), out));
     return { out, report: result.gateReport };
   };
   const trained = await build('lm', '{objective: lm, epochs: 30, lr: 0.05, holdout: 0.25, patience: 10}');

@@ -11,7 +11,7 @@ import { buildMoe, parseRecipeText } from '../core/build/build.js';
 import { Checkpoint } from '../core/checkpoint/checkpoint.js';
 import { summarizeModel } from '../core/inspect.js';
 import { CausalLM } from '../core/model/causal-lm.js';
-import { buildTestContainer, goldenCopy } from './helpers/build-fixtures.js';
+import { buildTestContainer, goldenCopy, moeOutcome } from './helpers/build-fixtures.js';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/paths.js';
 
@@ -43,7 +43,7 @@ shared_experts:
 `;
   const container = buildTestContainer();
   const out = path.join(dir, 'moe');
-  const { plan } = await buildMoe(container, parseRecipeText(container, recipe, 'recipe.yml'), out);
+  const { plan } = moeOutcome(await buildMoe(container, parseRecipeText(container, recipe, 'recipe.yml'), out));
   t.is(plan.format.name, 'qwen2_moe');
 
   const moe = await Checkpoint.open(out);

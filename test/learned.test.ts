@@ -17,7 +17,7 @@ import { Rng } from '../core/rng.js';
 import { Tokenizer } from '../core/tokenizer/tokenizer.js';
 import { computeRoutes, type RoutesReport } from '../routers/diagnostics/routing-stats.js';
 import { MoeLayerRunner } from '../routers/learned/moe-runner.js';
-import { buildTestContainer, goldenCopy } from './helpers/build-fixtures.js';
+import { buildTestContainer, goldenCopy, moeOutcome } from './helpers/build-fixtures.js';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/paths.js';
 
@@ -79,7 +79,7 @@ const container = buildTestContainer();
 
 async function buildWith(f: Fixture, name: string, recipe: string) {
   const out = path.join(f.dir, name);
-  const { result } = await buildMoe(container, parseRecipeText(container, recipe, `${name}.yml`), out);
+  const { result } = moeOutcome(await buildMoe(container, parseRecipeText(container, recipe, `${name}.yml`), out));
   return { out, result };
 }
 

@@ -111,8 +111,10 @@ async function childMain(args: ChildArgs): Promise<ChildResult> {
     const c = container();
     const recipe = parseRecipeText(c, recipeText(args.dir, args.gate), 'bench.yml');
     const out = path.join(args.dir, `moe-${args.gate}`);
-    const { plan, result } = await buildMoe(c, recipe, out, { maxResidentBytes: ENGINE_LIMIT });
+    const built = await buildMoe(c, recipe, out, { maxResidentBytes: ENGINE_LIMIT });
     await rm(out, { recursive: true, force: true });
+    if (built.kind !== 'moe') throw new Error('the build benchmark builds a Mixtral');
+    const { plan, result } = built;
     gateSeconds = result.gateSeconds;
     writeBytes = plan.totalBytes;
     readBytes = plan.tensors.filter((t) => t.op.kind === 'copy' || t.op.kind === 'expert').reduce((a, t) => a + t.bytes, 0);

@@ -1,9 +1,10 @@
 // `moeforge build <recipe.yml> --out <folder>`: a mergekit-moe recipe (or a moeforge
-// one) into a Mixtral / Qwen2-MoE / Qwen3-MoE folder. Thin: parse options, take the
+// one) into a Mixtral / Qwen2-MoE / Qwen3-MoE folder, or a heterogeneous MoE repo when
+// the experts' architectures differ; `--push` uploads either. Thin: parse options, take the
 // container from the composition root (index.ts createContainer), call core/build, print.
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import { buildMoe, planFromRecipe, readRecipeFile } from '../../core/build/build.js';
+import { buildMoe, planFromRecipe, readRecipeFile, type BuildOutcome } from '../../core/build/build.js';
 import { formatPlan } from '../../core/build/dry-run.js';
 import { layerEnhancer } from '../../experts/importance/enhance.js';
 import { MoeforgeError } from '../../core/errors.js';
@@ -12,8 +13,7 @@ import { formatBytes } from '../../core/inspect.js';
 import { hubEnv } from '../../core/hub/env.js';
 import { isHubRepoId } from '../../core/hub/model-ref.js';
 import { createContainer } from '../../index.js';
-import { detectHeteroRecipe } from '../../core/build/hetero.js';
-import { runHeteroBuild } from '../../export/formats/hetero/build.js';
+import { detectHeteroRecipe, formatHeteroPlan } from '../../core/build/hetero.js';
 import { runPush } from './push.js';
 
 export interface BuildCommandOptions {
@@ -36,6 +36,24 @@ function parseSeed(s: string | undefined): number | undefined {
   return Number(s);
 }
 
+/** The build's report lines and one summary line (stdout; warnings on stderr). */
+function printSummary(built: BuildOutcome, seconds: number): void {
+  if (built.kind === 'hetero') {
+    const { plan, result } = built;
+    for (const line of result.report) process.stdout.write(`router ${line}\n`);
+    process.stdout.write(
+      `built moeforge_hetero (${plan.experts.length} experts ${plan.form === 'projected' ? 'in the projected form' : 'kept whole'}, router ${plan.router.kind}, top ${plan.router.topK} per sequence) in ${result.out}: ${result.tensors} tensors, ${formatBytes(result.bytes)} in ${result.shards} shard(s), ${seconds.toFixed(1)} s\n`,
+    );
+    return;
+  }
+  const { plan, result } = built;
+  for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
+  for (const line of result.gateReport) process.stdout.write(`gate ${line}\n`);
+  process.stdout.write(
+    `built ${plan.format.name} (${plan.recipe.experts.length} experts, gate ${plan.gate.mode}) in ${result.out}: ${result.tensors} tensors, ${formatBytes(result.bytes)} in ${result.shards} shard(s), ${result.seconds.toFixed(1)} s\n`,
+  );
+}
+
 export async function runBuild(recipeFile: string, opts: BuildCommandOptions): Promise<void> {
   const c = createContainer();
   if (!opts.dryRun && !opts.out) throw new MoeforgeError('invalid_argument', 'give the output folder with --out <folder> (or use --dry-run)', { path: '--out' });
@@ -46,8 +64,8 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
   }
   const recipe = await readRecipeFile(c, recipeFile, { allowIdenticalExperts: opts.allowIdenticalExperts ?? false });
   // Experts of other architectures or sizes than the base: a heterogeneous MoE (issue 9, core/build/hetero.ts).
-  const hetero = await detectHeteroRecipe(c, recipe);
-  if (hetero) return runHeteroBuild(c, hetero, opts);
+  // Detected once here and handed to buildMoe, which builds both kinds (the library path).
+  const hetero = (await detectHeteroRecipe(c, recipe)) ?? null;
   const planOptions = {
     seed: parseSeed(opts.seed),
     shardSize: opts.shardSize,
@@ -55,8 +73,7 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
     maxResidentBytes: opts.maxMemory ? parseByteSize(opts.maxMemory) : undefined,
   };
   if (opts.dryRun) {
-    const plan = await planFromRecipe(c, recipe, planOptions);
-    process.stdout.write(formatPlan(plan));
+    process.stdout.write(hetero ? formatHeteroPlan(hetero) : formatPlan(await planFromRecipe(c, recipe, planOptions)));
     return;
   }
   const showBar = !opts.quiet && process.stderr.isTTY === true;
@@ -66,8 +83,9 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
   const t0 = performance.now();
   let started = false;
   try {
-    const { plan, result } = await buildMoe(c, recipe, opts.out!, {
+    const built = await buildMoe(c, recipe, opts.out!, {
       ...planOptions,
+      heteroPlan: hetero,
       enhancer: layerEnhancer,
       onNote: (line) => process.stderr.write(`note: ${line}\n`),
       overwrite: opts.overwrite ?? false,
@@ -82,13 +100,7 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
       },
     });
     bar?.stop();
-    if (!opts.quiet) for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
-    if (!opts.quiet) for (const line of result.gateReport) process.stdout.write(`gate ${line}\n`);
-    if (!opts.quiet) {
-      process.stdout.write(
-        `built ${plan.format.name} (${plan.recipe.experts.length} experts, gate ${plan.gate.mode}) in ${result.out}: ${result.tensors} tensors, ${formatBytes(result.bytes)} in ${result.shards} shard(s), ${result.seconds.toFixed(1)} s\n`,
-      );
-    }
+    if (!opts.quiet) printSummary(built, (performance.now() - t0) / 1000);
   } catch (e) {
     bar?.stop();
     throw e;

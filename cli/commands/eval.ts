@@ -16,6 +16,7 @@ import { renderTable } from '../../benchmarks/eval/table.js';
 import { isRemoteModelRef, remoteModel } from '../../benchmarks/eval/remote/open.js';
 import { createContainer, fetchModel } from '../../index.js';
 import { loadModelFromOptions, withModelOptions, type ModelCliOptions } from './forward.js';
+import { loadOptionsFromCli } from '../model-folder.js';
 
 interface EvalCliOptions extends ModelCliOptions {
   suite: string;
@@ -59,7 +60,7 @@ function modelFor(ref: string, opts: EvalCliOptions, batchSize: number): EvalMod
         this.revision = files.revision ?? null;
       }
       // An exported heterogeneous MoE (issue 9) scores through its own Scorer, routed per sequence.
-      if (await isHeteroFolder(folder)) return loadHeteroScorer(folder);
+      if (await isHeteroFolder(folder)) return loadHeteroScorer(folder, await loadOptionsFromCli(folder, opts));
       // --backend / --mode / --max-resident-bytes as the other model commands read them.
       return causalLMScorer(folder, () => loadModelFromOptions(folder, opts), batchSize);
     },

@@ -2,59 +2,21 @@
 // forward pass, written with the goldens' names and shapes (`input_ids` I32 [B, T],
 // `logits` [B, T, V], `hidden_states.K` [B, T, d] for K = 0..L, `router_logits.N`
 // [B*T, E] per sparse layer N), so any model can be compared with transformers.
-// Also exports the model options the generate and score commands share.
+// A heterogeneous MoE (issue 9) writes `logits` (its mixture log-probabilities, as
+// modeling_moeforge_hetero.py returns them) and `routing_weights` [B, E] instead of
+// hidden states and router logits: its experts differ in width and it routes per
+// sequence, so neither exists. Also re-exports the model options the commands share.
 import type { Command } from 'commander';
-import { stat } from 'node:fs/promises';
-import { BACKEND_NAMES, type BackendName } from '../../core/backend.js';
 import { encodeFloat32 } from '../../core/dtypes.js';
-import { MoeforgeError, fsError } from '../../core/errors.js';
-import { CausalLM } from '../../core/model/causal-lm.js';
+import { MoeforgeError } from '../../core/errors.js';
+import type { CausalLM } from '../../core/model/causal-lm.js';
+import type { HeteroMoE } from '../../core/hetero/model.js';
 import { SafetensorsReader } from '../../core/safetensors/reader.js';
 import { writeSafetensors } from '../../core/safetensors/writer.js';
+import { formatRouting, openModelFolder, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
-export interface ModelCliOptions {
-  backend?: string;
-  maxResidentBytes?: string;
-  mode?: string;
-}
-
-/** Adds --backend, --max-resident-bytes and --mode to a command. */
-export function withModelOptions(cmd: Command): Command {
-  return cmd
-    .option('--backend <name>', `tfjs backend (${BACKEND_NAMES.join(', ')}); default wasm, cpu if wasm fails`)
-    .option('--max-resident-bytes <n>', 'float32 weight bytes allowed in memory at once (e.g. 2G); larger models are streamed layer by layer')
-    .option('--mode <mode>', 'resident | streamed | auto (default auto)');
-}
-
-/** `123`, `512K`, `1.5G` (powers of 1024) → bytes. */
-export function parseBytes(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.exec(text.trim());
-  if (!m) throw new MoeforgeError('invalid_argument', `expected a byte count like 1048576 or 2G, got '${text}'`, { path: flag });
-  const unit = (m[2] ?? '').toLowerCase()[0];
-  const scale = unit === 'k' ? 2 ** 10 : unit === 'm' ? 2 ** 20 : unit === 'g' ? 2 ** 30 : unit === 't' ? 2 ** 40 : 1;
-  return Math.floor(Number(m[1]) * scale);
-}
-
-export async function loadModelFromOptions(folder: string, opts: ModelCliOptions): Promise<CausalLM> {
-  let isDir = false;
-  try {
-    isDir = (await stat(folder)).isDirectory();
-  } catch (e) {
-    throw fsError(e, folder, 'open model folder');
-  }
-  if (!isDir) throw new MoeforgeError('invalid_argument', 'expected a model folder (config.json + safetensors)', { path: folder });
-  if (opts.backend !== undefined && !BACKEND_NAMES.includes(opts.backend as BackendName)) {
-    throw new MoeforgeError('invalid_argument', `unknown backend '${opts.backend}' (expected one of ${BACKEND_NAMES.join(', ')})`, { path: '--backend' });
-  }
-  const mode = opts.mode ?? 'auto';
-  if (mode !== 'resident' && mode !== 'streamed' && mode !== 'auto') {
-    throw new MoeforgeError('invalid_argument', `expected resident, streamed or auto, got '${mode}'`, { path: '--mode' });
-  }
-  const load: Parameters<typeof CausalLM.load>[1] = { mode };
-  if (opts.backend !== undefined) load.backend = opts.backend as BackendName;
-  if (opts.maxResidentBytes !== undefined) load.maxResidentBytes = parseBytes(opts.maxResidentBytes, '--max-resident-bytes');
-  return CausalLM.load(folder, load);
-}
+// Shared with generate, score, serve, eval and routes (which import them from here).
+export { loadModelFromOptions, loadOptionsFromCli, parseBytes, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
 /** `1,2,3` (one row) or `1,2,3;4,5,6` (rows of equal length). */
 function parseIdList(text: string): number[][] {
@@ -91,11 +53,51 @@ async function readIdFile(file: string): Promise<number[][]> {
   }
 }
 
+function idsTensor(ids: number[][]) {
+  return { name: 'input_ids', dtype: 'I32' as const, shape: [ids.length, ids[0]!.length], data: new Uint8Array(Int32Array.from(ids.flat()).buffer) };
+}
+
+async function writeDense(model: CausalLM, ids: number[][], folder: string, output: string): Promise<void> {
+  const r = await model.forward(ids, { outputHiddenStates: true, outputRouterLogits: true });
+  const { batch: b, seqLen: t } = r;
+  const c = model.config;
+  const tensors = [
+    idsTensor(ids),
+    { name: 'logits', dtype: 'F32' as const, shape: [b, t, c.vocabSize], data: encodeFloat32('F32', r.logits) },
+    ...r.hiddenStates!.map((h, k) => ({ name: `hidden_states.${k}`, dtype: 'F32' as const, shape: [b, t, c.hiddenSize], data: encodeFloat32('F32', h) })),
+    ...[...r.routerLogits!].map(([layer, v]) => ({
+      name: `router_logits.${layer}`,
+      dtype: 'F32' as const,
+      shape: [b * t, c.moe!.numExperts],
+      data: encodeFloat32('F32', v),
+    })),
+  ];
+  await writeSafetensors(output, tensors, { format: 'pt', model: folder, mode: model.mode });
+  process.stdout.write(
+    `wrote ${output}: logits [${b}, ${t}, ${c.vocabSize}], ${r.hiddenStates!.length} hidden states, ${r.routerLogits!.size} router logits (${model.mode})\n`,
+  );
+}
+
+async function writeHetero(model: HeteroMoE, ids: number[][], folder: string, output: string): Promise<void> {
+  const r = await model.forward(ids);
+  const { batch: b, seqLen: t } = r;
+  const v = model.config.vocabSize;
+  const e = model.names.length;
+  const tensors = [
+    idsTensor(ids),
+    { name: 'logits', dtype: 'F32' as const, shape: [b, t, v], data: encodeFloat32('F32', r.logits) },
+    { name: 'routing_weights', dtype: 'F32' as const, shape: [b, e], data: encodeFloat32('F32', Float32Array.from(r.routingWeights.flat())) },
+  ];
+  await writeSafetensors(output, tensors, { format: 'pt', model: folder, expert_names: JSON.stringify(model.names) });
+  process.stdout.write(`wrote ${output}: logits [${b}, ${t}, ${v}] (mixture log-probs), routing_weights [${b}, ${e}] (heterogeneous MoE)\n`);
+  r.routingWeights.forEach((w, row) => process.stderr.write(`row ${row}: ${formatRouting(model.names, w)}\n`));
+}
+
 export function register(program: Command): void {
   withModelOptions(
     program
       .command('forward')
-      .description('run one forward pass and write logits, hidden states and router logits to a safetensors file')
+      .description('run one forward pass and write logits, hidden states and router logits (a heterogeneous MoE: logits and routing weights) to a safetensors file')
       .argument('<model>', 'model folder (config.json + safetensors)')
       .requiredOption('--input-ids <ids>', 'token ids: 1,2,3 (rows separated by ;) or a .safetensors file with an input_ids tensor [B, T]')
       .requiredOption('--output <file>', 'where to write the outputs (.safetensors)'),
@@ -103,28 +105,12 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ moeforge forward ./my-moe --input-ids 1,15,42,7 --output out.safetensors')
     .action(async (folder: string, opts: ModelCliOptions & { inputIds: string; output: string }) => {
       const ids = opts.inputIds.endsWith('.safetensors') ? await readIdFile(opts.inputIds) : parseIdList(opts.inputIds);
-      const model = await loadModelFromOptions(folder, opts);
+      const m = await openModelFolder(folder, opts);
       try {
-        const r = await model.forward(ids, { outputHiddenStates: true, outputRouterLogits: true });
-        const { batch: b, seqLen: t } = r;
-        const c = model.config;
-        const tensors = [
-          { name: 'input_ids', dtype: 'I32' as const, shape: [b, t], data: new Uint8Array(Int32Array.from(ids.flat()).buffer) },
-          { name: 'logits', dtype: 'F32' as const, shape: [b, t, c.vocabSize], data: encodeFloat32('F32', r.logits) },
-          ...r.hiddenStates!.map((h, k) => ({ name: `hidden_states.${k}`, dtype: 'F32' as const, shape: [b, t, c.hiddenSize], data: encodeFloat32('F32', h) })),
-          ...[...r.routerLogits!].map(([layer, v]) => ({
-            name: `router_logits.${layer}`,
-            dtype: 'F32' as const,
-            shape: [b * t, c.moe!.numExperts],
-            data: encodeFloat32('F32', v),
-          })),
-        ];
-        await writeSafetensors(opts.output, tensors, { format: 'pt', model: folder, mode: model.mode });
-        process.stdout.write(
-          `wrote ${opts.output}: logits [${b}, ${t}, ${c.vocabSize}], ${r.hiddenStates!.length} hidden states, ${r.routerLogits!.size} router logits (${model.mode})\n`,
-        );
+        if (m.kind === 'hetero') await writeHetero(m.model, ids, folder, opts.output);
+        else await writeDense(m.model, ids, folder, opts.output);
       } finally {
-        model.dispose();
+        m.model.dispose();
       }
     });
 }

@@ -1,10 +1,12 @@
 // `moeforge generate <model> --prompt "..."`: text in, text out, with the model's
 // own tokenizer (and chat template with --chat), greedy by default, seeded
 // sampling with --temperature / --top-p, stopping at the tokenizer's EOS ids.
+// A heterogeneous MoE is routed once on the prompt; the experts it chose, with their
+// weights, go to stderr (stdout stays the text alone).
 import type { Command } from 'commander';
 import { MoeforgeError } from '../../core/errors.js';
 import { Tokenizer } from '../../core/tokenizer/tokenizer.js';
-import { loadModelFromOptions, withModelOptions, type ModelCliOptions } from './forward.js';
+import { formatRouting, openModelFolder, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
 function number(text: string | undefined, flag: string, check: (v: number) => boolean, what: string): number | undefined {
   if (text === undefined) return undefined;
@@ -48,12 +50,14 @@ export function register(program: Command): void {
         } else {
           ids = tokenizer.encode(opts.prompt);
         }
-        const model = await loadModelFromOptions(folder, opts);
+        const m = await openModelFolder(folder, opts);
         try {
-          const out = await model.generate(ids, { maxNewTokens, temperature, topP, seed, stopTokens: tokenizer.eosTokenIds });
+          // route() is what generate() routes on (the prompt), deterministic: the same choice, reported.
+          if (m.kind === 'hetero') process.stderr.write(`routed to ${formatRouting(m.model.names, await m.model.route(ids))}\n`);
+          const out = await m.model.generate(ids, { maxNewTokens, temperature, topP, seed, stopTokens: tokenizer.eosTokenIds });
           process.stdout.write(`${tokenizer.decode(out, { skipSpecialTokens: true })}\n`);
         } finally {
-          model.dispose();
+          m.model.dispose();
         }
       },
     );

@@ -5,7 +5,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { fsError } from '../../core/errors.js';
+import { MoeforgeError, fsError } from '../../core/errors.js';
+import { isHeteroFolder } from '../../core/hetero/load.js';
 import { Tokenizer } from '../../core/tokenizer/tokenizer.js';
 import { routesHeatmapSvg } from '../../routers/diagnostics/heatmap-svg.js';
 import { readPromptGroups } from '../../routers/diagnostics/prompts-file.js';
@@ -33,6 +34,10 @@ export function register(program: Command): void {
     .action(async (folder: string, opts: RoutesCliOptions) => {
       const expected = opts.expectGroups?.split(',').map((s) => s.trim()).filter(Boolean);
       const groups = await readPromptGroups(opts.prompts, expected);
+      if (await isHeteroFolder(folder)) {
+        // Per-layer token routing does not exist there: one decision per sequence (`moeforge score` prints it).
+        throw new MoeforgeError('invalid_argument', 'a heterogeneous MoE routes whole sequences, not tokens per layer: see its routing with `moeforge score` or `moeforge forward`', { path: folder });
+      }
       const tokenizer = await Tokenizer.fromFolder(folder);
       const model = await loadModelFromOptions(folder, opts);
       let report;

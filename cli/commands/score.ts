@@ -1,15 +1,29 @@
 // `moeforge score <model> --text "..."`: per-token log-probabilities of a text
 // under the model (each token given the ones before it; the first, usually BOS,
-// has none) and the perplexity exp(-mean log p).
+// has none) and the perplexity exp(-mean log p). A heterogeneous MoE scores the text
+// under the mixture routed on the whole text (HeteroMoE.tokenLogprobs), and reports
+// that routing.
 import type { Command } from 'commander';
 import { MoeforgeError } from '../../core/errors.js';
+import type { HeteroMoE } from '../../core/hetero/model.js';
 import { Tokenizer } from '../../core/tokenizer/tokenizer.js';
-import { loadModelFromOptions, withModelOptions, type ModelCliOptions } from './forward.js';
+import { formatRouting, openModelFolder, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
 export interface ScoreResult {
   tokens: { id: number; token: string; logprob: number }[];
   meanLogprob: number;
   perplexity: number;
+  /** Heterogeneous MoE only: every expert's weight for this text (0 = not used). */
+  routing?: { expert: string; weight: number }[];
+}
+
+/** HeteroMoE.tokenLogprobs, from one forward that also gives the routing weights. */
+async function heteroLogprobs(model: HeteroMoE, ids: number[]): Promise<{ logprobs: number[]; weights: number[] }> {
+  const { logits, routingWeights } = await model.forward([ids]);
+  const v = model.config.vocabSize;
+  const logprobs: number[] = [];
+  for (let t = 1; t < ids.length; t++) logprobs.push(logits[(t - 1) * v + ids[t]!]!);
+  return { logprobs, weights: routingWeights[0]! };
 }
 
 export function register(program: Command): void {
@@ -28,18 +42,26 @@ export function register(program: Command): void {
       if (ids.length < 2) {
         throw new MoeforgeError('invalid_argument', `the text gives ${ids.length} token(s); scoring needs at least 2`, { path: '--text' });
       }
-      const model = await loadModelFromOptions(folder, opts);
+      const m = await openModelFolder(folder, opts);
       let logprobs: number[];
+      let routing: ScoreResult['routing'];
       try {
-        logprobs = await model.tokenLogprobs(ids);
+        if (m.kind === 'hetero') {
+          const r = await heteroLogprobs(m.model, ids);
+          logprobs = r.logprobs;
+          routing = r.weights.map((weight, e) => ({ expert: m.model.names[e]!, weight }));
+        } else {
+          logprobs = await m.model.tokenLogprobs(ids);
+        }
       } finally {
-        model.dispose();
+        m.model.dispose();
       }
       const meanLogprob = logprobs.reduce((a, b) => a + b, 0) / logprobs.length;
       const result: ScoreResult = {
         tokens: logprobs.map((logprob, i) => ({ id: ids[i + 1]!, token: tokenizer.decode([ids[i + 1]!]), logprob })),
         meanLogprob,
         perplexity: Math.exp(-meanLogprob),
+        ...(routing ? { routing } : {}),
       };
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -48,5 +70,8 @@ export function register(program: Command): void {
       process.stdout.write('position\tid\tlogprob\ttoken\n');
       result.tokens.forEach((t, i) => process.stdout.write(`${i + 1}\t${t.id}\t${t.logprob.toFixed(6)}\t${JSON.stringify(t.token)}\n`));
       process.stdout.write(`perplexity ${result.perplexity.toFixed(4)} over ${logprobs.length} tokens (mean log-prob ${meanLogprob.toFixed(6)})\n`);
+      if (routing) {
+        process.stdout.write(`routed to ${formatRouting(routing.map((r) => r.expert), routing.map((r) => r.weight))}\n`);
+      }
     });
 }

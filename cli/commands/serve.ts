@@ -2,13 +2,14 @@
 // behind the OpenAI API subset vLLM serves (/v1/models, /v1/completions,
 // /v1/chat/completions), so any OpenAI client, lm-evaluation-harness's
 // local-completions or `moeforge eval openai:<url>#<name>` can use a freshly built
-// model. Binds 127.0.0.1 unless told otherwise: there is no authentication.
+// model (a heterogeneous MoE folder too). Binds 127.0.0.1 unless told otherwise:
+// there is no authentication.
 import type { Command } from 'commander';
 import { MoeforgeError } from '../../core/errors.js';
 import { ServeEngine } from '../../core/serve/engine.js';
 import { DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, startServer } from '../../core/serve/server.js';
 import { Tokenizer } from '../../core/tokenizer/tokenizer.js';
-import { loadModelFromOptions, parseBytes, withModelOptions, type ModelCliOptions } from './forward.js';
+import { openModelFolder, parseBytes, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
 interface ServeCliOptions extends ModelCliOptions {
   host: string;
@@ -46,7 +47,8 @@ export function register(program: Command): void {
       const port = parsePort(opts.port);
       const maxBodyBytes = opts.maxBodyBytes === undefined ? DEFAULT_MAX_BODY_BYTES : parseBytes(opts.maxBodyBytes, '--max-body-bytes');
       const tokenizer = await Tokenizer.fromFolder(folder);
-      const model = await loadModelFromOptions(folder, opts);
+      // A heterogeneous MoE serves the same way: routed once per request on its prompt.
+      const { model } = await openModelFolder(folder, opts);
       const name = opts.servedModelName ?? folder;
       const engine = new ServeEngine(model, tokenizer, name);
       let running;

@@ -1,13 +1,16 @@
 // `moeforge build` as a library call: read and validate the recipe, describe and
 // check the models, plan, and (unless dry-run) execute. Every plugin comes from the
-// container (expert sources, gate strategies, output formats, merge methods).
+// container (expert sources, gate strategies, output formats, merge methods, and the
+// heterogeneous builder, which lives in export/ and which core cannot import).
 import { readFile } from 'node:fs/promises';
 import type { DependencyContainer } from 'tsyringe';
 import { MoeforgeError, fsError } from '../errors.js';
-import { TOKENS, type GateStrategy, type ModelEnhancer } from '../plugins.js';
+import { parseByteSize } from '../fs/atomic.js';
+import { TOKENS, type GateStrategy, type HeteroBuildResult, type HeteroBuilder, type ModelEnhancer } from '../plugins.js';
 import { fetchModel } from '../sources.js';
 import { parseMoeRecipe, type MoeRecipe } from '../recipe/moe-recipe.js';
 import { executeBuild, type BuildResult, type ExecuteOptions } from './executor.js';
+import { detectHeteroRecipe, type HeteroBuildPlan } from './hetero.js';
 import { describeInputs, type BuildInputs } from './inputs.js';
 import { planBuild, type BuildPlan, type PlanOptions } from './plan.js';
 
@@ -18,7 +21,28 @@ export interface BuildOptions extends PlanOptions, Omit<ExecuteOptions, 'out'> {
   enhancer?: ModelEnhancer;
   /** Lines for the user (the kept layers of each enhanced expert). */
   onNote?: (line: string) => void;
+  /**
+   * What detectHeteroRecipe already returned for this recipe (null: homogeneous), so a
+   * caller that printed the plan (the CLI's --dry-run check) does not describe the models twice.
+   */
+  heteroPlan?: HeteroBuildPlan | null;
 }
+
+/** A Mixtral / Qwen-MoE build: the plan and what the executor wrote. */
+export interface MoeBuildOutcome {
+  kind: 'moe';
+  plan: BuildPlan;
+  result: BuildResult;
+}
+
+/** A heterogeneous build (experts of other architectures, issue 9): its plan and what the builder wrote. */
+export interface HeteroBuildOutcome {
+  kind: 'hetero';
+  plan: HeteroBuildPlan;
+  result: HeteroBuildResult;
+}
+
+export type BuildOutcome = MoeBuildOutcome | HeteroBuildOutcome;
 
 export async function readRecipeFile(container: DependencyContainer, file: string, options: { allowIdenticalExperts?: boolean } = {}): Promise<MoeRecipe> {
   let text: string;
@@ -78,10 +102,36 @@ async function enhanceExperts(container: DependencyContainer, recipe: MoeRecipe,
   return out;
 }
 
-export async function buildMoe(container: DependencyContainer, recipe: MoeRecipe, out: string, options: BuildOptions = {}): Promise<{ plan: BuildPlan; result: BuildResult }> {
+/** --shard-size, else the recipe's shard_size, in bytes; undefined leaves the writer's default (as the homogeneous plan does). */
+function heteroShardSize(v: string | number | undefined): number | undefined {
+  if (typeof v === 'string') return parseByteSize(v);
+  if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new MoeforgeError('invalid_argument', `shard size ${v} is not a positive number of bytes`, { path: 'shard_size' });
+  return v;
+}
+
+/** Writes a heterogeneous MoE through the registered HeteroBuilder (export/formats/hetero). */
+export async function buildHeteroMoe(container: DependencyContainer, plan: HeteroBuildPlan, out: string, options: Pick<BuildOptions, 'overwrite' | 'shardSize' | 'seed'> = {}): Promise<HeteroBuildResult> {
+  if (!container.isRegistered(TOKENS.HeteroBuilder, true)) {
+    throw new MoeforgeError('invalid_argument', 'this recipe needs the heterogeneous builder: use a container from createContainer() (index.ts), which registers it', { path: 'experts' });
+  }
+  const shardSizeBytes = heteroShardSize(options.shardSize ?? plan.recipe.shardSize ?? undefined);
+  return container.resolve<HeteroBuilder>(TOKENS.HeteroBuilder).build(container, plan, out, {
+    overwrite: options.overwrite ?? false,
+    ...(shardSizeBytes !== undefined ? { shardSizeBytes } : {}),
+    ...(options.seed !== undefined ? { seed: options.seed } : {}),
+  });
+}
+
+/**
+ * Builds the recipe: a Mixtral / Qwen-MoE folder, or, when some expert differs from the
+ * base in architecture (detectHeteroRecipe), a heterogeneous MoE repo. Check `kind`.
+ */
+export async function buildMoe(container: DependencyContainer, recipe: MoeRecipe, out: string, options: BuildOptions = {}): Promise<BuildOutcome> {
+  const heteroPlan = options.heteroPlan !== undefined ? options.heteroPlan : await detectHeteroRecipe(container, recipe);
+  if (heteroPlan) return { kind: 'hetero', plan: heteroPlan, result: await buildHeteroMoe(container, heteroPlan, out, options) };
   const inputs = await describeInputs(container, recipe);
   const revertedLayers = await enhanceExperts(container, recipe, inputs, options);
   const plan = planBuild(container, recipe, inputs, revertedLayers ? { ...options, revertedLayers } : options);
   const result = await executeBuild(container, plan, { ...options, out });
-  return { plan, result };
+  return { kind: 'moe', plan, result };
 }

@@ -1,16 +1,22 @@
 // The heterogeneous build path (issue 9): when a recipe's experts differ from the base
 // in architecture, width, depth or FFN size, mergekit-moe refuses; moeforge builds a
-// training-free heterogeneous MoE instead (core/hetero, exported by
-// export/formats/hetero). This file decides that a recipe is heterogeneous (reading
-// configs only), checks what must still be shared (one tokenizer, one vocabulary),
-// picks the sequence router from the gate mode, and prints the dry-run.
+// heterogeneous MoE instead (core/hetero, exported by export/formats/hetero). This file
+// decides that a recipe is heterogeneous (reading configs only), checks what must still
+// be shared (one tokenizer, one vocabulary), picks the form and the sequence router from
+// the gate mode, and prints the dry-run:
+//   hidden, hidden_avg, hidden_last, cheap_embed, router_input (with prompts) → whole, centroid
+//   random, uniform_random (or no prompts)                                → whole, perplexity
+//   learned                                                               → whole, learned
+//   learned with `gate: {form: projected}`                                → projected (MergeME §3.2)
 import type { DependencyContainer } from 'tsyringe';
 import { normalizeConfig } from '../config/normalize.js';
 import type { NormalizedConfig } from '../config/types.js';
 import { MoeforgeError, isMoeforgeError } from '../errors.js';
 import { formatBytes } from '../inspect.js';
 import { checkSharedTokenizer } from '../hetero/tokenizer-check.js';
+import type { HeteroForm } from '../hetero/config.js';
 import type { SequenceRouterKind } from '../hetero/router.js';
+import { TOKENS, type HeteroTrainer } from '../plugins.js';
 import type { MoeRecipe } from '../recipe/moe-recipe.js';
 import { describeModel, fetchModel } from '../sources.js';
 
@@ -31,6 +37,7 @@ export interface HeteroBuildPlan {
   experts: HeteroBuildModel[];
   /** Why the recipe is heterogeneous, one line per differing expert. */
   reasons: string[];
+  form: HeteroForm;
   router: { kind: SequenceRouterKind; topK: number; temperature: number };
   /** How the gate mode was read (printed by the dry-run). */
   routerNote: string;
@@ -92,21 +99,38 @@ export async function detectHeteroRecipe(container: DependencyContainer, recipe:
   if ((recipe.sharedExperts ?? []).length > 0) {
     throw new MoeforgeError('invalid_recipe', 'shared_experts are not supported with heterogeneous experts (every expert is kept whole)', { path: 'shared_experts' });
   }
-  if (recipe.gateMode === 'learned') {
-    throw new MoeforgeError('invalid_recipe', 'gate_mode learned with heterogeneous experts (a trained sequence router, MergeME §3.2) is not built yet; use hidden (prompt centroids) or random (perplexity routing)', { path: 'gate_mode' });
-  }
   for (const m of experts) {
     if (m.config.vocabSize !== base.config.vocabSize) {
       throw new MoeforgeError('incompatible_models', `heterogeneous experts must share one tokenizer: ${base.ref} and ${m.ref} differ (vocab_size ${base.config.vocabSize} vs ${m.config.vocabSize})`, { path: m.field });
     }
   }
-  const centroid = CENTROID_MODES.has(recipe.gateMode) && recipe.experts.every((e) => (e.positivePrompts ?? []).length > 0);
-  const kind: SequenceRouterKind = centroid ? 'centroid' : 'perplexity';
-  const routerNote = centroid
-    ? `gate_mode ${recipe.gateMode}: prompt centroids, each expert's mean final hidden state on its positive_prompts`
-    : `gate_mode ${recipe.gateMode}: perplexity routing (MergeME), each expert scores the input by its mean token log-likelihood`;
   const topK = Math.min(recipe.expertsPerToken, experts.length);
-  return { recipe, base, experts, reasons, router: { kind, topK, temperature: 1 }, routerNote };
+  const { form, kind, routerNote } = chooseRouter(recipe);
+  // The trainer's strict `gate:` schema, before any weight is read (the dry-run reports it too).
+  if (recipe.gateMode === 'learned' && container.isRegistered(TOKENS.HeteroTrainer, true)) {
+    container.resolve<HeteroTrainer>(TOKENS.HeteroTrainer).checkOptions(recipe.gateOptions ?? {});
+  }
+  return { recipe, base, experts, reasons, form, router: { kind, topK, temperature: 1 }, routerNote };
+}
+
+function chooseRouter(recipe: MoeRecipe): { form: HeteroForm; kind: SequenceRouterKind; routerNote: string } {
+  if (recipe.gateMode === 'learned') {
+    const form = recipe.gateOptions?.['form'] ?? 'whole';
+    if (form !== 'whole' && form !== 'projected') {
+      throw new MoeforgeError('invalid_recipe', `expected whole (experts kept whole, a learned router) or projected (MergeME's trained form), got ${JSON.stringify(form)}`, { path: 'gate.form' });
+    }
+    return form === 'projected'
+      ? {
+          form,
+          kind: 'embedding',
+          routerNote: "gate_mode learned, form projected: MergeME's trained form, a shared embedding and head with per-expert projections and a router on the mean token embedding, trained on the experts' data",
+        }
+      : { form, kind: 'learned', routerNote: "gate_mode learned: a router on the experts' mean final hidden states, trained on the experts' data" };
+  }
+  const centroid = CENTROID_MODES.has(recipe.gateMode) && recipe.experts.every((e) => (e.positivePrompts ?? []).length > 0);
+  return centroid
+    ? { form: 'whole', kind: 'centroid', routerNote: `gate_mode ${recipe.gateMode}: prompt centroids, each expert's mean final hidden state on its positive_prompts` }
+    : { form: 'whole', kind: 'perplexity', routerNote: `gate_mode ${recipe.gateMode}: perplexity routing (MergeME), each expert scores the input by its mean token log-likelihood` };
 }
 
 /** Fetches the models and checks that they share one tokenizer (files compared); returns local folders, base first. */
@@ -124,7 +148,9 @@ export async function fetchHeteroModels(container: DependencyContainer, plan: He
 /** The `--dry-run` text of a heterogeneous build. */
 export function formatHeteroPlan(plan: HeteroBuildPlan): string {
   const lines = [
-    `heterogeneous MoE (${plan.experts.length} experts kept whole, training-free; exported as a trust_remote_code repo, model_type moeforge_hetero)`,
+    plan.form === 'projected'
+      ? `heterogeneous MoE (${plan.experts.length} experts, MergeME's trained form: shared embedding and head of width ${Math.max(...plan.experts.map((m) => m.config.hiddenSize))}, per-expert projections; exported as a trust_remote_code repo, model_type moeforge_hetero)`
+      : `heterogeneous MoE (${plan.experts.length} experts kept whole${plan.router.kind === 'learned' ? ', a trained router' : ', training-free'}; exported as a trust_remote_code repo, model_type moeforge_hetero)`,
     'why heterogeneous (mergekit-moe would refuse):',
     ...plan.reasons.map((r) => `  ${r}`),
     'experts:',
@@ -134,10 +160,25 @@ export function formatHeteroPlan(plan: HeteroBuildPlan): string {
     }),
     `router: ${plan.router.kind}, top ${plan.router.topK} per sequence (${plan.routerNote})`,
     `tokenizer: from ${plan.base.ref}, checked identical across the models (vocab_size ${plan.base.config.vocabSize})`,
-    `weights: ${formatBytes(plan.experts.reduce((s, m) => s + m.weightBytes, 0))} copied as stored, under experts.{i}., in 16 MiB chunks`,
-    plan.router.kind === 'centroid'
-      ? `peak memory: ~${formatBytes(Math.max(...plan.experts.map((m) => m.float32Bytes)))} (the largest expert as float32 while its centroid is computed; one expert at a time)`
-      : 'peak memory: the copy buffers only (no weights decoded)',
+    plan.form === 'projected'
+      ? `weights: the experts' layers and final norms copied as stored under experts.{i}.; shared.* and proj_*.{i} written as float32`
+      : `weights: ${formatBytes(plan.experts.reduce((s, m) => s + m.weightBytes, 0))} copied as stored, under experts.{i}., in 16 MiB chunks`,
+    peakMemoryLine(plan),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function peakMemoryLine(plan: HeteroBuildPlan): string {
+  const largest = Math.max(...plan.experts.map((m) => m.float32Bytes));
+  const all = plan.experts.reduce((s, m) => s + m.float32Bytes, 0);
+  switch (plan.router.kind) {
+    case 'centroid':
+      return `peak memory: ~${formatBytes(largest)} (the largest expert as float32 while its centroid is computed; one expert at a time)`;
+    case 'learned':
+      return `peak memory: ~${formatBytes(largest)} (the largest expert as float32 while its hidden states on the training data are computed; one expert at a time)`;
+    case 'embedding':
+      return `peak memory: ~${formatBytes(all)} and more (every expert as float32 with its activations and gradients while the projections train; for models that fit in memory)`;
+    default:
+      return 'peak memory: the copy buffers only (no weights decoded)';
+  }
 }

@@ -14,6 +14,14 @@ export const CONFIG_FILE = 'config.json';
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
 
+/** `file` of an in-memory tensor's header (withTensors). */
+export const MEMORY_FILE = '(memory)';
+
+export interface MemoryTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
 const PICKLE_FILE = /(^pytorch_model.*\.bin(\.index\.json)?$)|(\.(pt|pth|ckpt|pkl)$)/;
 
 async function readJson(file: string, code: 'invalid_config' | 'corrupt_safetensors'): Promise<unknown> {
@@ -55,6 +63,10 @@ export class Checkpoint {
   private readonly location: Map<string, string>;
   /** A view's prefix (see `view`): tensor `name` is stored as prefix + name; '' otherwise. */
   private prefix = '';
+  /** Float32 tensors held in memory (see `withTensors`); they shadow stored tensors of the same name. */
+  private memory = new Map<string, MemoryTensor>();
+  /** Views share their parent's readers: closing one closes nothing. */
+  private isView = false;
 
   private constructor(
     folder: string,
@@ -150,14 +162,16 @@ export class Checkpoint {
 
   /** Every tensor name (index order for sharded folders, data order for a single file). */
   names(): string[] {
-    return [...this.location.keys()];
+    return [...new Set([...this.location.keys(), ...this.memory.keys()])];
   }
 
   has(name: string): boolean {
-    return this.location.has(name);
+    return this.location.has(name) || this.memory.has(name);
   }
 
   header(name: string): TensorHeader & { file: string } {
+    const m = this.memory.get(name);
+    if (m) return { name, dtype: 'F32', shape: [...m.shape], numel: m.data.length, begin: 0, end: m.data.byteLength, file: MEMORY_FILE };
     const file = this.location.get(name);
     if (file === undefined) {
       throw new MoeforgeError('missing_tensor', `tensor not found in the checkpoint at ${this.folder}`, { path: name });
@@ -167,26 +181,34 @@ export class Checkpoint {
 
   headers(): Map<string, { dtype: Dtype; shape: number[] }> {
     const out = new Map<string, { dtype: Dtype; shape: number[] }>();
-    for (const [name, file] of this.location) {
-      const h = this.readers.get(file)!.header(this.prefix + name);
+    for (const name of this.names()) {
+      const h = this.header(name);
       out.set(name, { dtype: h.dtype, shape: h.shape });
     }
     return out;
   }
 
   async readRaw(name: string): Promise<Uint8Array> {
+    const m = this.memory.get(name);
+    if (m) return new Uint8Array(m.data.slice().buffer);
     return this.reader(name).readRaw(this.prefix + name);
   }
 
   async readRawRange(name: string, b0: number, b1: number): Promise<Uint8Array> {
+    const m = this.memory.get(name);
+    if (m) return new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength).slice(b0, b1);
     return this.reader(name).readRawRange(this.prefix + name, b0, b1);
   }
 
   async readFloat32(name: string): Promise<Float32Array> {
+    const m = this.memory.get(name);
+    if (m) return m.data.slice();
     return this.reader(name).readFloat32(this.prefix + name);
   }
 
   async readFloat32Range(name: string, e0: number, e1: number): Promise<Float32Array> {
+    const m = this.memory.get(name);
+    if (m) return m.data.slice(e0, e1);
     return this.reader(name).readFloat32Range(this.prefix + name, e0, e1);
   }
 
@@ -202,11 +224,32 @@ export class Checkpoint {
     for (const [name, file] of this.location) if (name.startsWith(prefix)) location.set(name.slice(prefix.length), file);
     const v = new Checkpoint(this.folder, rawConfig, this.readers, location);
     v.prefix = full;
+    v.isView = true;
+    for (const [name, m] of this.memory) if (name.startsWith(prefix)) v.memory.set(name.slice(prefix.length), m);
+    return v;
+  }
+
+  /**
+   * This checkpoint (a view: closing it closes nothing) with extra float32 tensors held in
+   * memory, shadowing stored ones of the same name, and optionally another config: a
+   * projected expert of a heterogeneous repo (core/hetero/projected.ts) is a causal LM
+   * whose embedding and head are computed at load.
+   */
+  withTensors(tensors: Record<string, MemoryTensor>, rawConfig: Record<string, unknown> = this.rawConfig): Checkpoint {
+    const v = new Checkpoint(this.folder, rawConfig, this.readers, new Map(this.location));
+    v.prefix = this.prefix;
+    v.isView = true;
+    v.memory = new Map(this.memory);
+    for (const [name, m] of Object.entries(tensors)) {
+      const numel = m.shape.reduce((a, b) => a * b, 1);
+      if (numel !== m.data.length) throw new Error(`in-memory tensor ${name}: shape [${m.shape.join(', ')}] does not hold ${m.data.length} values`);
+      v.memory.set(name, m);
+    }
     return v;
   }
 
   async close(): Promise<void> {
-    if (this.prefix !== '') return;
+    if (this.isView) return;
     await Promise.all([...this.readers.values()].map((r) => r.close()));
   }
 

@@ -6,7 +6,7 @@
 // centroid and the router compares cosines (scalars) across experts.
 import { MoeforgeError } from '../errors.js';
 import type { CausalLM } from '../model/causal-lm.js';
-import { meanRows } from './model.js';
+import { meanFinalHidden } from './model.js';
 
 export async function fitCentroids(experts: CausalLM[], promptIds: number[][][], names: string[]): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
@@ -17,8 +17,7 @@ export async function fitCentroids(experts: CausalLM[], promptIds: number[][][],
     }
     const acc = new Float64Array(m.config.hiddenSize);
     for (const ids of prompts) {
-      const f = await m.forward([ids], { outputHiddenStates: true });
-      const mean = meanRows(f.hiddenStates![f.hiddenStates!.length - 1]!, ids.length);
+      const mean = await meanFinalHidden(m, ids);
       for (let i = 0; i < acc.length; i++) acc[i]! += mean[i]!;
     }
     out.push(Float32Array.from(acc, (s) => s / prompts.length));

@@ -4,7 +4,14 @@
 // moeforge normalises each with normalizeConfig, exactly as it would the expert's folder.
 // Weights of expert i are stored under `experts.{i}.` (the state-dict names of
 // `self.experts = nn.ModuleList(...)` in modeling_moeforge_hetero.py); centroid
-// routing stores `router.centroids.{i}` ([hidden_size of expert i]).
+// routing stores `router.centroids.{i}` ([hidden_size of expert i]), learned and
+// embedding routing `router.gate.weight` ([E, features]).
+// Two forms (`hetero_form`):
+//   whole      (default) every expert keeps its embeddings, layers and head;
+//   projected  MergeME §3.2's trained form: `shared.embed_tokens.weight` and
+//              `shared.lm_head.weight` [V, D] (D = `shared_hidden_size`, the widest
+//              expert), `proj_in.{i}.weight` [d_i, D] and `proj_out.{i}.weight`
+//              [D, d_i]; the experts store their layers and final norm only.
 import { z } from 'zod';
 import { normalizeConfig } from '../config/normalize.js';
 import type { NormalizedConfig } from '../config/types.js';
@@ -18,6 +25,19 @@ export const HETERO_MODELING_MODULE = 'modeling_moeforge_hetero';
 
 export const expertPrefix = (i: number): string => `experts.${i}.`;
 export const centroidName = (i: number): string => `router.centroids.${i}`;
+export const ROUTER_WEIGHT = 'router.gate.weight';
+export const SHARED_EMBED = 'shared.embed_tokens.weight';
+export const SHARED_HEAD = 'shared.lm_head.weight';
+export const projInName = (i: number): string => `proj_in.${i}.weight`;
+export const projOutName = (i: number): string => `proj_out.${i}.weight`;
+
+export type HeteroForm = 'whole' | 'projected';
+
+/** Router kinds each form can use: the projected form has one shared embedding for its router to read. */
+const FORM_ROUTERS: Record<HeteroForm, readonly SequenceRouterKind[]> = {
+  whole: ['perplexity', 'centroid', 'learned', 'uniform'],
+  projected: ['embedding', 'uniform'],
+};
 
 const schema = z.looseObject({
   model_type: z.literal(HETERO_MODEL_TYPE),
@@ -27,6 +47,8 @@ const schema = z.looseObject({
   num_experts_per_tok: z.number().int().min(1),
   router_temperature: z.number().positive(),
   vocab_size: z.number().int().positive(),
+  hetero_form: z.enum(['whole', 'projected']).default('whole'),
+  shared_hidden_size: z.number().int().positive().optional(),
 });
 
 export interface HeteroConfig {
@@ -37,6 +59,9 @@ export interface HeteroConfig {
   topK: number;
   temperature: number;
   vocabSize: number;
+  form: HeteroForm;
+  /** projected: D, the width of the shared embedding and head. */
+  sharedHiddenSize: number | undefined;
   raw: Record<string, unknown>;
 }
 
@@ -58,7 +83,16 @@ export function parseHeteroConfig(raw: Record<string, unknown>, label: string): 
   if (c.num_experts_per_tok > c.expert_configs.length) {
     throw new MoeforgeError('invalid_config', `num_experts_per_tok ${c.num_experts_per_tok} exceeds the ${c.expert_configs.length} experts`, { path: label });
   }
+  if (!FORM_ROUTERS[c.hetero_form].includes(c.router_type)) {
+    throw new MoeforgeError('invalid_config', `router_type ${c.router_type} does not fit hetero_form ${c.hetero_form} (expected ${FORM_ROUTERS[c.hetero_form].join(' or ')})`, { path: label });
+  }
   const experts = c.expert_configs.map((e, i) => normalizeConfig(e, `${label}: expert_configs[${i}]`));
+  if (c.hetero_form === 'projected') {
+    const widest = Math.max(...experts.map((e) => e.hiddenSize));
+    if (c.shared_hidden_size === undefined || c.shared_hidden_size < widest) {
+      throw new MoeforgeError('invalid_config', `hetero_form projected needs shared_hidden_size ≥ the widest expert's hidden_size ${widest}, got ${c.shared_hidden_size ?? 'none'}`, { path: label });
+    }
+  }
   experts.forEach((e, i) => {
     if (e.vocabSize !== c.vocab_size) {
       throw new MoeforgeError('invalid_config', `expert_configs[${i}] has vocab_size ${e.vocabSize}, the model ${c.vocab_size}`, { path: label });
@@ -72,6 +106,8 @@ export function parseHeteroConfig(raw: Record<string, unknown>, label: string): 
     topK: c.num_experts_per_tok,
     temperature: c.router_temperature,
     vocabSize: c.vocab_size,
+    form: c.hetero_form,
+    sharedHiddenSize: c.shared_hidden_size,
     raw,
   };
 }
@@ -84,6 +120,8 @@ export interface HeteroConfigInput {
   temperature: number;
   torchDtype: string;
   moeforge: Record<string, unknown>;
+  form?: HeteroForm;
+  sharedHiddenSize?: number;
 }
 
 /** The config.json written by the exporter (keys sorted as save_pretrained writes them). */
@@ -99,12 +137,14 @@ export function heteroConfigJson(o: HeteroConfigInput): Record<string, unknown> 
     eos_token_id: first['eos_token_id'] ?? null,
     expert_configs: o.expertConfigs,
     expert_names: o.expertNames,
+    hetero_form: o.form ?? 'whole',
     model_type: HETERO_MODEL_TYPE,
     moeforge: o.moeforge,
     num_experts: o.expertConfigs.length,
     num_experts_per_tok: o.topK,
     router_temperature: o.temperature,
     router_type: o.routerType,
+    ...(o.form === 'projected' ? { shared_hidden_size: o.sharedHiddenSize } : {}),
     tie_word_embeddings: false,
     torch_dtype: o.torchDtype,
     transformers_version: '4.49.0',

@@ -7,12 +7,26 @@ import { Checkpoint, CONFIG_FILE, INDEX_FILE } from '../checkpoint/checkpoint.js
 import type { ValidationProblem } from '../architectures/index.js';
 import { fsError } from '../errors.js';
 import { formatBytes, formatSummary, summarizeModel, type ModelSummary } from '../inspect.js';
-import { centroidName, expertPrefix, HETERO_ARCHITECTURE, parseHeteroConfig } from './config.js';
+import { getArchitecture, tensorName } from '../architectures/index.js';
+import {
+  centroidName,
+  expertPrefix,
+  HETERO_ARCHITECTURE,
+  parseHeteroConfig,
+  projInName,
+  projOutName,
+  ROUTER_WEIGHT,
+  SHARED_EMBED,
+  SHARED_HEAD,
+  type HeteroConfig,
+  type HeteroForm,
+} from './config.js';
 
 export interface HeteroSummary {
   modelType: 'moeforge_hetero';
   architecture: string;
   autoMap: Record<string, string>;
+  form: HeteroForm;
   router: { type: string; expertsPerSequence: number; temperature: number };
   vocabSize: number;
   experts: { name: string; prefix: string; summary: ModelSummary }[];
@@ -29,23 +43,32 @@ export async function summarizeHeteroFolder(folder: string): Promise<HeteroSumma
     const label = path.join(folder, CONFIG_FILE);
     const config = parseHeteroConfig(cp.rawConfig, label);
     const headers = cp.headers();
-    const experts = config.expertConfigs.map((raw, i) => {
+    const experts = config.expertConfigs.map((rawConfig, i) => {
+      let raw = rawConfig;
       const prefix = expertPrefix(i);
       const tensors = new Map([...headers].filter(([n]) => n.startsWith(prefix)).map(([n, h]) => [n.slice(prefix.length), h]));
+      if (config.form === 'projected') {
+        // Its embedding and head are computed at load from the shared ones (core/hetero/projected.ts).
+        const c = config.experts[i]!;
+        const arch = getArchitecture(c.modelType);
+        for (const role of ['embed', 'lm_head'] as const) tensors.set(tensorName(arch, { role }), { dtype: 'F32', shape: [c.vocabSize, c.hiddenSize] });
+        raw = { ...raw, tie_word_embeddings: false };
+      }
       const summary = summarizeModel({ rawConfig: raw, tensors, files: [], label: `${label}: expert_configs[${i}]` });
       // Expert problems name the stored tensor.
       summary.problems = summary.problems.map((p) => ({ ...p, tensor: prefix + p.tensor }));
       return { name: config.expertNames[i]!, prefix, summary };
     });
     const problems: ValidationProblem[] = [];
-    for (const name of headers.keys()) {
-      const known = experts.some((e) => name.startsWith(e.prefix)) || (config.routerType === 'centroid' && /^router\.centroids\.\d+$/.test(name));
-      if (!known) problems.push({ severity: 'error', kind: 'extra', tensor: name, message: 'belongs to no expert and is not a router tensor' });
+    const own = ownTensors(config);
+    for (const [name, h] of headers) {
+      if (experts.some((e) => name.startsWith(e.prefix))) continue;
+      const want = own.get(name);
+      if (!want) problems.push({ severity: 'error', kind: 'extra', tensor: name, message: 'belongs to no expert and is not a router or shared tensor' });
+      else if (want.shape.join(',') !== h.shape.join(',')) problems.push({ severity: 'error', kind: 'shape', tensor: name, message: `shape [${h.shape.join(', ')}], expected [${want.shape.join(', ')}]` });
     }
-    if (config.routerType === 'centroid') {
-      experts.forEach((_, i) => {
-        if (!headers.has(centroidName(i))) problems.push({ severity: 'error', kind: 'missing', tensor: centroidName(i), message: 'centroid routing needs one centroid per expert' });
-      });
+    for (const [name, want] of own) {
+      if (!headers.has(name)) problems.push({ severity: 'error', kind: 'missing', tensor: name, message: want.why });
     }
     const autoMap = (cp.rawConfig['auto_map'] ?? {}) as Record<string, string>;
     for (const ref of Object.values(autoMap)) {
@@ -70,6 +93,7 @@ export async function summarizeHeteroFolder(folder: string): Promise<HeteroSumma
       modelType: 'moeforge_hetero',
       architecture: Array.isArray(cp.rawConfig['architectures']) ? String(cp.rawConfig['architectures'][0]) : HETERO_ARCHITECTURE,
       autoMap,
+      form: config.form,
       router: { type: config.routerType, expertsPerSequence: config.topK, temperature: config.temperature },
       vocabSize: config.vocabSize,
       experts,
@@ -83,6 +107,25 @@ export async function summarizeHeteroFolder(folder: string): Promise<HeteroSumma
   }
 }
 
+/** The tensors a repo holds besides the experts' own: router tensors, and the projected form's shared ones. */
+function ownTensors(config: HeteroConfig): Map<string, { shape: number[]; why: string }> {
+  const out = new Map<string, { shape: number[]; why: string }>();
+  const E = config.experts.length;
+  const D = config.sharedHiddenSize ?? 0;
+  if (config.routerType === 'centroid') config.experts.forEach((c, i) => out.set(centroidName(i), { shape: [c.hiddenSize], why: 'centroid routing needs one centroid per expert' }));
+  if (config.routerType === 'learned') out.set(ROUTER_WEIGHT, { shape: [E, config.experts.reduce((s, c) => s + c.hiddenSize, 0)], why: 'learned routing needs its weight' });
+  if (config.routerType === 'embedding') out.set(ROUTER_WEIGHT, { shape: [E, D], why: 'embedding routing needs its weight' });
+  if (config.form === 'projected') {
+    out.set(SHARED_EMBED, { shape: [config.vocabSize, D], why: 'the projected form needs the shared embedding' });
+    out.set(SHARED_HEAD, { shape: [config.vocabSize, D], why: 'the projected form needs the shared head' });
+    config.experts.forEach((c, i) => {
+      out.set(projInName(i), { shape: [c.hiddenSize, D], why: 'the projected form needs one projection in per expert' });
+      out.set(projOutName(i), { shape: [D, c.hiddenSize], why: 'the projected form needs one projection out per expert' });
+    });
+  }
+  return out;
+}
+
 export function heteroHasErrors(s: HeteroSummary): boolean {
   return [...s.problems, ...s.experts.flatMap((e) => e.summary.problems)].some((p) => p.severity === 'error');
 }
@@ -92,6 +135,7 @@ export function formatHeteroSummary(s: HeteroSummary): string {
     `model_type:   ${s.modelType} (heterogeneous MoE, trust_remote_code)`,
     `architecture: ${s.architecture}`,
     `auto_map:     ${Object.entries(s.autoMap).map(([k, v]) => `${k} → ${v}`).join(', ') || 'none'}`,
+    `form:         ${s.form === 'projected' ? "projected (MergeME's trained form: shared embedding and head, per-expert projections)" : 'whole (every expert keeps its embeddings and head)'}`,
     `router:       ${s.router.type}, ${s.router.expertsPerSequence} expert(s) per sequence, temperature ${s.router.temperature}`,
     `vocab:        ${s.vocabSize}`,
     `experts:      ${s.experts.length}`,

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { Checkpoint } from '../checkpoint/checkpoint.js';
 import { MoeforgeError } from '../errors.js';
 import { CausalLM, type LoadOptions } from '../model/causal-lm.js';
-import { centroidName, expertPrefix, isHeteroConfig, parseHeteroConfig } from './config.js';
+import { centroidName, expertPrefix, isHeteroConfig, parseHeteroConfig, ROUTER_WEIGHT } from './config.js';
+import { projectedExpertCheckpoints, readSharedEmbed } from './projected.js';
 import { HeteroMoE } from './model.js';
 import type { SequenceRouterSpec } from './router.js';
 
@@ -30,8 +31,14 @@ export async function loadHeteroRepo(folder: string, options: LoadOptions = {}):
       throw new MoeforgeError('invalid_config', `model_type is ${JSON.stringify(cp.rawConfig['model_type'])}, not a moeforge heterogeneous MoE`, { path: label });
     }
     const config = parseHeteroConfig(cp.rawConfig, label);
-    for (const [i, raw] of config.expertConfigs.entries()) experts.push(await CausalLM.load(cp.view(expertPrefix(i), raw), options));
+    const views = config.form === 'projected' ? await projectedExpertCheckpoints(cp, config) : config.expertConfigs.map((raw, i) => cp.view(expertPrefix(i), raw));
+    for (const v of views) experts.push(await CausalLM.load(v, options));
     const router: SequenceRouterSpec = { kind: config.routerType, topK: config.topK, temperature: config.temperature };
+    if (config.routerType === 'learned' || config.routerType === 'embedding') {
+      if (!cp.has(ROUTER_WEIGHT)) throw new MoeforgeError('missing_tensor', `${config.routerType} routing needs the router weight`, { path: `${folder}: ${ROUTER_WEIGHT}` });
+      router.weight = await cp.readFloat32(ROUTER_WEIGHT);
+      if (config.routerType === 'embedding') router.sharedEmbed = await readSharedEmbed(cp, config);
+    }
     if (config.routerType === 'centroid') {
       router.centroids = [];
       for (let i = 0; i < experts.length; i++) {

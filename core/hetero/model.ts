@@ -13,7 +13,7 @@ import { MoeforgeError } from '../errors.js';
 import type { CausalLM, GenerateOptions } from '../model/causal-lm.js';
 import { argmax, logSoftmax, sampleToken } from '../model/sampling.js';
 import { Rng } from '../rng.js';
-import { checkRouterSpec, cosine, meanLogprob, routeWeights, type SequenceRouterSpec } from './router.js';
+import { checkRouterSpec, cosine, linearScores, meanLogprob, routeWeights, type SequenceRouterSpec } from './router.js';
 
 export interface HeteroForwardOptions {
   /** [B, T]: 1 = real token, 0 = padding. */
@@ -59,6 +59,13 @@ export class HeteroMoE {
         throw new MoeforgeError('shape_mismatch', `centroid has ${router.centroids[i]!.length} values, the expert's hidden_size is ${m.config.hiddenSize}`, { path: `router.centroids.${i}` });
       }
     });
+    const features = router.kind === 'learned' ? experts.reduce((s, m) => s + m.config.hiddenSize, 0) : router.kind === 'embedding' ? (router.sharedEmbed?.dim ?? 0) : 0;
+    if (router.kind === 'embedding' && router.sharedEmbed?.data.length !== vocab * features) {
+      throw new MoeforgeError('shape_mismatch', `embedding routing needs the shared embedding [${vocab}, D]`, { path: 'shared.embed_tokens.weight' });
+    }
+    if (features > 0 && router.weight!.length !== experts.length * features) {
+      throw new MoeforgeError('shape_mismatch', `router weight has ${router.weight!.length} values, expected [${experts.length}, ${features}]`, { path: 'router.gate.weight' });
+    }
     // The model's limits are the tightest of its experts'.
     this.config = { ...experts[0]!.config, maxPositionEmbeddings: Math.min(...experts.map((m) => m.config.maxPositionEmbeddings)) };
     this.counts = experts.map(() => 0);
@@ -70,15 +77,16 @@ export class HeteroMoE {
 
   /** One score per expert for one sequence of real tokens (router.ts explains each kind). */
   async scores(ids: number[]): Promise<number[]> {
-    if (ids.length < 2 || this.router.kind === 'uniform') return this.experts.map(() => 0);
+    if (this.router.kind === 'uniform') return this.experts.map(() => 0);
+    if (this.router.kind === 'embedding') return linearScores(this.router.weight!, meanEmbedding(this.router.sharedEmbed!, ids));
+    if (this.router.kind === 'learned') return linearScores(this.router.weight!, await learnedFeatures(this.experts, ids));
+    if (ids.length < 2) return this.experts.map(() => 0);
     const out: number[] = [];
     for (const [e, m] of this.experts.entries()) {
       if (this.router.kind === 'perplexity') {
         out.push(meanLogprob(await m.tokenLogprobs(ids)));
       } else {
-        const f = await m.forward([ids], { outputHiddenStates: true });
-        const last = f.hiddenStates![f.hiddenStates!.length - 1]!; // [T, d] after the final norm
-        out.push(cosine(meanRows(last, ids.length), this.router.centroids![e]!));
+        out.push(cosine(await meanFinalHidden(m, ids), this.router.centroids![e]!));
       }
     }
     return out;
@@ -214,4 +222,30 @@ export function meanRows(x: Float32Array, rows: number): Float32Array {
   const acc = new Float64Array(d);
   for (let r = 0; r < rows; r++) for (let i = 0; i < d; i++) acc[i]! += x[r * d + i]!;
   return Float32Array.from(acc, (s) => s / rows);
+}
+
+/** An expert's mean final hidden state (after its final norm: the last hiddenStates entry) over a sequence. */
+export async function meanFinalHidden(model: CausalLM, ids: number[]): Promise<Float32Array> {
+  const f = await model.forward([ids], { outputHiddenStates: true });
+  return meanRows(f.hiddenStates![f.hiddenStates!.length - 1]!, ids.length);
+}
+
+/** The learned router's features: every expert's mean final hidden state, concatenated in expert order. */
+export async function learnedFeatures(experts: CausalLM[], ids: number[]): Promise<Float32Array> {
+  const parts: Float32Array[] = [];
+  for (const m of experts) parts.push(await meanFinalHidden(m, ids));
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** The embedding router's feature: the mean of the shared embedding rows [V, dim] of the sequence's tokens. */
+export function meanEmbedding(embed: { data: Float32Array; dim: number }, ids: number[]): Float32Array {
+  const acc = new Float64Array(embed.dim);
+  for (const id of ids) for (let i = 0; i < embed.dim; i++) acc[i]! += embed.data[id * embed.dim + i]!;
+  return Float32Array.from(acc, (s) => s / ids.length);
 }

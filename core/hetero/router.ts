@@ -9,12 +9,19 @@
 //   centroid:   cosine between the expert's mean final hidden state on the sequence
 //               and the centroid of its own hidden states on its positive prompts
 //               (mergekit's `hidden` gate idea, measured in each expert's own space);
+//   learned:    W · f, f the concatenation over experts of each expert's mean final
+//               hidden state on the sequence (Σ d_e values), W [E, Σ d_e] trained on the
+//               experts' data by classification (gate_mode learned, form whole);
+//   embedding:  W · mean of the shared token embeddings of the sequence, W [E, D]: the
+//               router of the projected form (MergeME §3.2, gate_mode learned, form
+//               projected), which has one shared embedding;
 //   uniform:    every expert scores 0 (equal weights over the first k).
-// A sequence with fewer than 2 real tokens has no prediction: every score is 0.
+// For perplexity and centroid, a sequence with fewer than 2 real tokens has no
+// prediction: every score is 0.
 import { MoeforgeError } from '../errors.js';
 
-export type SequenceRouterKind = 'perplexity' | 'centroid' | 'uniform';
-export const SEQUENCE_ROUTER_KINDS: readonly SequenceRouterKind[] = ['perplexity', 'centroid', 'uniform'];
+export type SequenceRouterKind = 'perplexity' | 'centroid' | 'learned' | 'embedding' | 'uniform';
+export const SEQUENCE_ROUTER_KINDS: readonly SequenceRouterKind[] = ['perplexity', 'centroid', 'learned', 'embedding', 'uniform'];
 
 export interface SequenceRouterSpec {
   kind: SequenceRouterKind;
@@ -24,6 +31,10 @@ export interface SequenceRouterSpec {
   temperature: number;
   /** centroid only: one vector per expert, of that expert's hidden size. */
   centroids?: Float32Array[];
+  /** learned and embedding: the router weight [E, features] row-major. */
+  weight?: Float32Array;
+  /** embedding only: the shared token embedding [V, dim] whose mean over the sequence the router reads. */
+  sharedEmbed?: { data: Float32Array; dim: number };
 }
 
 export function checkRouterSpec(spec: SequenceRouterSpec, numExperts: number, label: string): void {
@@ -35,6 +46,9 @@ export function checkRouterSpec(spec: SequenceRouterSpec, numExperts: number, la
   }
   if (!(spec.temperature > 0) || !Number.isFinite(spec.temperature)) {
     throw new MoeforgeError('invalid_parameter', `router temperature must be a positive number, got ${spec.temperature}`, { path: label });
+  }
+  if ((spec.kind === 'learned' || spec.kind === 'embedding') && (!spec.weight || spec.weight.length === 0 || spec.weight.length % numExperts !== 0)) {
+    throw new MoeforgeError('invalid_parameter', `${spec.kind} routing needs a router weight of ${numExperts} rows, got ${spec.weight?.length ?? 0} values`, { path: label });
   }
   if (spec.kind === 'centroid' && spec.centroids?.length !== numExperts) {
     throw new MoeforgeError('invalid_parameter', `centroid routing needs one centroid per expert (${numExperts}), got ${spec.centroids?.length ?? 0}`, { path: label });
@@ -74,4 +88,17 @@ export function cosine(a: Float32Array, b: Float32Array): number {
     nb += b[i]! * b[i]!;
   }
   return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
+}
+
+/** scores [E] = W · f for a router weight W [E, f.length] row-major, in float64. */
+export function linearScores(weight: Float32Array, features: Float32Array): number[] {
+  const dim = features.length;
+  const rows = weight.length / dim;
+  const out: number[] = [];
+  for (let e = 0; e < rows; e++) {
+    let s = 0;
+    for (let i = 0; i < dim; i++) s += weight[e * dim + i]! * features[i]!;
+    out.push(s);
+  }
+  return out;
 }

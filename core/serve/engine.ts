@@ -1,4 +1,5 @@
-// The engine behind `moeforge serve`: one CausalLM + its Tokenizer, and one queue.
+// The engine behind `moeforge serve`: one model (ServeModel: a CausalLM or a
+// heterogeneous MoE) + its Tokenizer, and one queue.
 // The forward engine is single-threaded and stateful per call (KV cache), so every
 // job runs alone, in arrival order; concurrent HTTP requests wait their turn and
 // cannot see each other's tokens.
@@ -9,7 +10,7 @@
 // tokens (the first has none: null) and of the generated ones, each with its top-N
 // alternatives. Both come from one extra forward pass over prompt + output.
 import { randomInt } from 'node:crypto';
-import type { CausalLM } from '../model/causal-lm.js';
+import type { GenerateOptions } from '../model/causal-lm.js';
 import { logSoftmax } from '../model/sampling.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { firstStop } from '../tokenizer/stop.js';
@@ -65,11 +66,22 @@ function topK(logp: Float64Array, k: number): { id: number; logprob: number }[] 
   return best;
 }
 
-export class ServeEngine {
+/**
+ * What the engine needs of a model: CausalLM, or a heterogeneous MoE (core/hetero/model.ts),
+ * whose `logits` are mixture log-probabilities (log_softmax leaves them as they are).
+ */
+export interface ServeModel {
+  readonly config: { maxPositionEmbeddings: number; vocabSize: number };
+  generate(prompt: number[], options: GenerateOptions): Promise<number[]>;
+  /** logits [B, T, V] for rows of token ids. */
+  forward(inputIds: number[][]): Promise<{ logits: Float32Array }>;
+}
+
+export class ServeEngine<M extends ServeModel = ServeModel> {
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
-    readonly model: CausalLM,
+    readonly model: M,
     readonly tokenizer: Tokenizer,
     readonly modelName: string,
   ) {}

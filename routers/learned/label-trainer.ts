@@ -137,10 +137,12 @@ export function trainLabelGate(data: LabelData, numExperts: number, d: number, i
   const k = Math.min(o.expertsPerToken, E);
 
   const xTrain = tf.tensor2d(gatherRows(data.x, d, trainIdx), [trainIdx.length, d]);
-  const yTrain = tf.oneHot(tf.tensor1d(trainIdx.map((i) => data.labels[i]!), 'int32'), E).toFloat() as tf.Tensor2D; // [N, E]
+  // tidy: the int ids, the int one-hot and the variable's initial value are intermediates.
+  const oneHot = (idx: number[]) => tf.tidy(() => tf.oneHot(tf.tensor1d(idx.map((i) => data.labels[i]!), 'int32'), E).toFloat() as tf.Tensor2D); // [N, E]
+  const yTrain = oneHot(trainIdx);
   const xHeld = heldIdx.length ? tf.tensor2d(gatherRows(data.x, d, heldIdx), [heldIdx.length, d]) : undefined;
-  const yHeld = heldIdx.length ? (tf.oneHot(tf.tensor1d(heldIdx.map((i) => data.labels[i]!), 'int32'), E).toFloat() as tf.Tensor2D) : undefined;
-  const wT = tf.variable(tf.tensor2d(transpose(init, E, d), [d, E])); // Gᵀ [d, E]
+  const yHeld = heldIdx.length ? oneHot(heldIdx) : undefined;
+  const wT = tf.tidy(() => tf.variable(tf.tensor2d(transpose(init, E, d), [d, E]))); // Gᵀ [d, E]
   const optimizer = tf.train.adam(o.lr);
   const ce = (x: tf.Tensor2D, y: tf.Tensor2D) => tf.losses.softmaxCrossEntropy(y, tf.matMul(x, wT)) as tf.Scalar;
 

@@ -10,16 +10,16 @@
 // stopping, best routers kept.
 import { initBackend, tf } from '../../core/backend.js';
 import type { NormalizedConfig } from '../../core/config/types.js';
-import type { AttentionShape } from '../../core/model/attention.js';
 import { disposeLayer, type LayerWeights } from '../../core/model/decoder-layer.js';
 import { linear } from '../../core/model/linear.js';
 import { mlp, type MlpWeights } from '../../core/model/mlp.js';
 import { rmsNorm } from '../../core/model/rms-norm.js';
-import { ropeInvFreq, ropeTables } from '../../core/model/rope.js';
+import { ropeInvFreq } from '../../core/model/rope.js';
 import { WeightLoader, type EmbedWeights, type HeadWeights } from '../../core/model/weights.js';
 import type { Rng } from '../../core/rng.js';
 import { attentionForTraining } from './attention-grad.js';
 import { holdoutSequences } from './label-trainer.js';
+import { batchNll, disposeBatch, makeBatch, type Batch } from './lm-batch.js';
 
 export interface LmTrainOptions {
   epochs: number;
@@ -41,50 +41,6 @@ export interface LmTrainResult {
   finalHeldOutLoss: number | null;
   steps: number;
   bestStep: number;
-}
-
-interface Batch {
-  ids: tf.Tensor1D; // [B*T] int32, padded with 0
-  targets: tf.Tensor2D; // [B*T, V] one-hot of the next token
-  weights: tf.Tensor1D; // [B*T] 1 where a next token exists
-  count: number;
-  shape: AttentionShape;
-  cos: tf.Tensor4D;
-  sin: tf.Tensor4D;
-  mask: tf.Tensor4D;
-}
-
-function makeBatch(seqs: number[][], c: NormalizedConfig, invFreq: Float32Array): Batch {
-  const B = seqs.length;
-  const T = Math.max(...seqs.map((s) => s.length));
-  const flat: number[] = [];
-  const next: number[] = [];
-  const w: number[] = [];
-  const m = new Float32Array(B * T * T);
-  seqs.forEach((s, b) => {
-    for (let t = 0; t < T; t++) {
-      flat.push(t < s.length ? s[t]! : 0);
-      const has = t + 1 < s.length;
-      next.push(has ? s[t + 1]! : 0);
-      w.push(has ? 1 : 0);
-      for (let k = 0; k < T; k++) if (k > t || k >= s.length) m[(b * T + t) * T + k] = -1e30;
-    }
-  });
-  const { cos, sin } = ropeTables(invFreq, seqs.map(() => Array.from({ length: T }, (_, t) => t)));
-  return {
-    ids: tf.tensor1d(flat, 'int32'),
-    targets: tf.tidy(() => tf.oneHot(tf.tensor1d(next, 'int32'), c.vocabSize).toFloat()) as tf.Tensor2D,
-    weights: tf.tensor1d(w),
-    count: w.reduce((a, b) => a + b, 0),
-    shape: { batch: B, seqLen: T, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, rmsNormEps: c.rmsNormEps },
-    cos,
-    sin,
-    mask: tf.tensor4d(m, [B, 1, T, T]),
-  };
-}
-
-function disposeBatch(b: Batch): void {
-  for (const t of [b.ids, b.targets, b.weights, b.cos, b.sin, b.mask]) t.dispose();
 }
 
 /** Top-k mask [N, E] of the rows of probs (lower index first on ties), as a constant. */
@@ -131,7 +87,7 @@ export async function trainLmObjective(
       for (const loader of loaders) row.push(await loader.loadLayer(l));
       expertLayers.push(row);
     }
-    init.forEach((g) => routers.push(tf.variable(tf.tidy(() => tf.transpose(tf.tensor2d(g, [E, d])))))); // Gᵀ [d, E]
+    init.forEach((g) => routers.push(tf.tidy(() => tf.variable(tf.transpose(tf.tensor2d(g, [E, d])))))); // Gᵀ [d, E]
 
     // Held-out split by sequence, stratified per expert (as the label objective).
     const seqIdx = Int32Array.from(data.ids.map((_, i) => i));
@@ -161,9 +117,7 @@ export async function trainLmObjective(
         const outs = tf.stack(expertLayers[li]!.map((ew2) => mlp(x, ew2.mlp as MlpWeights)), 1); // [N, E, d]
         h = tf.add(h1, tf.sum(tf.mul(outs, tf.expandDims(weights, 2)), 1)) as tf.Tensor2D; // [N, d]
       });
-      const logits = linear(rmsNorm(h, hw.finalNorm, c.rmsNormEps), { wT: hw.lmHeadT }); // [N, V]
-      const nll = tf.neg(tf.sum(tf.mul(b.targets, tf.logSoftmax(logits)), -1)); // [N]
-      return tf.div(tf.sum(tf.mul(nll, b.weights)), b.count) as tf.Scalar;
+      return batchNll(linear(rmsNorm(h, hw.finalNorm, c.rmsNormEps), { wT: hw.lmHeadT }), b); // logits [N, V]
     };
     const evalLoss = (b: Batch): number => {
       const t = tf.tidy(() => loss(b));

@@ -3,6 +3,7 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DependencyContainer } from 'tsyringe';
+import type { BuildOutcome, MoeBuildOutcome } from '../../core/build/build.js';
 import { charTokenizerFiles } from '../../benchmarks/synthetic/char-tokenizer.js';
 import { createContainer } from '../../index.js';
 import { golden, type GOLDEN_MODELS } from './paths.js';
@@ -23,4 +24,10 @@ export async function goldenCopy(dir: string, model: (typeof GOLDEN_MODELS)[numb
   for (const f of ['config.json', 'model.safetensors']) await copyFile(path.join(golden(model), f), path.join(folder, f));
   await addCharTokenizer(folder);
   return folder;
+}
+
+/** The outcome of a build that must be Mixtral-style (buildMoe returns a union with heterogeneous builds). */
+export function moeOutcome(o: BuildOutcome): MoeBuildOutcome {
+  if (o.kind !== 'moe') throw new Error(`expected a Mixtral-style build, got a ${o.kind} one`);
+  return o;
 }

@@ -3,22 +3,20 @@
 // positive prompts, computed by the engine), and write the trust_remote_code repo.
 import type { DependencyContainer } from 'tsyringe';
 import { stringify } from 'yaml';
-import { fetchHeteroModels, formatHeteroPlan, type HeteroBuildPlan } from '../../../core/build/hetero.js';
-import { MoeforgeError } from '../../../core/errors.js';
-import { parseByteSize } from '../../../core/fs/atomic.js';
-import { formatBytes } from '../../../core/inspect.js';
-import { fitCentroids } from '../../../core/hetero/centroids.js';
-import type { SequenceRouterSpec } from '../../../core/hetero/router.js';
-import { CausalLM, type LoadOptions } from '../../../core/model/causal-lm.js';
+import { fetchHeteroModels, type HeteroBuildPlan } from '../../../core/build/hetero.js';
+import type { LoadOptions } from '../../../core/model/causal-lm.js';
 import { recipeToYamlObject } from '../../../core/recipe/moe-recipe.js';
 import { Tokenizer } from '../../../core/tokenizer/tokenizer.js';
 import { VERSION } from '../../../core/version.js';
+import { fitRouter } from './fit-router.js';
 import { writeHeteroRepo, type HeteroExportResult } from './write.js';
 
 export interface HeteroBuildOptions {
   overwrite?: boolean;
   shardSizeBytes?: number;
   load?: LoadOptions;
+  /** Seeds the router training (default: the recipe's seed, else 0). */
+  seed?: number;
 }
 
 /** Expert display names: the last path component of each reference, made unique. */
@@ -31,21 +29,10 @@ export async function buildHetero(container: DependencyContainer, plan: HeteroBu
   const folders = await fetchHeteroModels(container, plan);
   const refs = plan.experts.map((m) => m.ref);
   const names = expertNames(refs);
-  const router: SequenceRouterSpec = { ...plan.router };
-  if (router.kind === 'centroid') {
-    const tokenizer = await Tokenizer.fromFolder(folders.base);
-    const prompts = plan.recipe.experts.map((e) => (e.positivePrompts ?? []).map((p) => tokenizer.encode(p, { addSpecialTokens: true })));
-    // One expert at a time: peak memory is the largest expert, not their sum.
-    router.centroids = [];
-    for (const [e, f] of folders.experts.entries()) {
-      const model = await CausalLM.load(f, options.load);
-      try {
-        router.centroids.push(...(await fitCentroids([model], [prompts[e]!], [names[e]!])));
-      } finally {
-        model.dispose();
-      }
-    }
-  }
+  const { router, projected, report } = await fitRouter(container, plan, folders.experts, names, await Tokenizer.fromFolder(folders.base), {
+    ...(options.load ? { load: options.load } : {}),
+    seed: options.seed ?? plan.recipe.seed ?? 0,
+  });
   const recipeYaml = `# Resolved by moeforge ${VERSION} (heterogeneous experts: router ${router.kind})\n${stringify(recipeToYamlObject(plan.recipe), { lineWidth: 0 })}`;
   return writeHeteroRepo(out, {
     experts: plan.experts.map((m, i) => ({ name: names[i]!, ref: m.ref, folder: folders.experts[i]! })),
@@ -54,37 +41,7 @@ export async function buildHetero(container: DependencyContainer, plan: HeteroBu
     ...(options.shardSizeBytes !== undefined ? { shardSizeBytes: options.shardSizeBytes } : {}),
     overwrite: options.overwrite ?? false,
     recipeYaml,
+    ...(projected ? { projected } : {}),
+    report,
   });
-}
-
-/** The `moeforge build` options the heterogeneous path reads (cli/commands/build.ts BuildCommandOptions). */
-export interface HeteroCliOptions {
-  out?: string;
-  dryRun?: boolean;
-  shardSize?: string;
-  overwrite?: boolean;
-  quiet?: boolean;
-  push?: string;
-}
-
-/** What `moeforge build` does with a heterogeneous recipe: the dry-run text, or the build and its summary line. */
-export async function runHeteroBuild(container: DependencyContainer, plan: HeteroBuildPlan, opts: HeteroCliOptions): Promise<void> {
-  if (opts.dryRun) {
-    process.stdout.write(formatHeteroPlan(plan));
-    return;
-  }
-  if (opts.push !== undefined) {
-    throw new MoeforgeError('invalid_argument', 'build --push is not wired for heterogeneous MoEs yet: build, then `moeforge push <folder> <repo>`', { path: '--push' });
-  }
-  const t0 = performance.now();
-  const r = await buildHetero(container, plan, opts.out!, {
-    overwrite: opts.overwrite ?? false,
-    ...(opts.shardSize ? { shardSizeBytes: parseByteSize(opts.shardSize) } : {}),
-  });
-  if (!opts.quiet) {
-    const s = ((performance.now() - t0) / 1000).toFixed(1);
-    process.stdout.write(
-      `built moeforge_hetero (${plan.experts.length} experts kept whole, router ${plan.router.kind}, top ${plan.router.topK} per sequence) in ${r.out}: ${r.tensors} tensors, ${formatBytes(r.bytes)} in ${r.shards} shard(s), ${s} s\n`,
-    );
-  }
 }

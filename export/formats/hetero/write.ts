@@ -3,7 +3,11 @@
 //   configuration_moeforge_hetero.py    MoeforgeHeteroConfig (templates/, copied unchanged)
 //   modeling_moeforge_hetero.py         MoeforgeHeteroForCausalLM (templates/, copied unchanged)
 //   model*.safetensors (+ index)        expert i's tensors under `experts.{i}.` with their
-//                                       own HF names, `router.centroids.{i}` for centroid routing
+//                                       own HF names, `router.centroids.{i}` for centroid routing,
+//                                       `router.gate.weight` for learned and embedding routing;
+//                                       the projected form (core/hetero/projected.ts) drops the
+//                                       experts' embeddings and heads for `shared.*`, `proj_in.{i}`,
+//                                       `proj_out.{i}` (float32, as trained)
 //   tokenizer files, README.md, moeforge.yml (when a recipe built it)
 // Tensors are streamed as stored bytes (each expert keeps its dtype: no conversion, no
 // decode), in chunks, through the sharded atomic CheckpointWriter.
@@ -15,7 +19,21 @@ import { Checkpoint } from '../../../core/checkpoint/checkpoint.js';
 import { CheckpointWriter } from '../../../core/checkpoint/writer.js';
 import { dtypeToTorchDtype } from '../../../core/dtypes.js';
 import { MoeforgeError, fsError } from '../../../core/errors.js';
-import { centroidName, expertPrefix, HETERO_CONFIG_MODULE, HETERO_MODELING_MODULE, heteroConfigJson } from '../../../core/hetero/config.js';
+import { getArchitecture, tensorName } from '../../../core/architectures/index.js';
+import { normalizeConfig } from '../../../core/config/normalize.js';
+import {
+  centroidName,
+  expertPrefix,
+  HETERO_CONFIG_MODULE,
+  HETERO_MODELING_MODULE,
+  heteroConfigJson,
+  projInName,
+  projOutName,
+  ROUTER_WEIGHT,
+  SHARED_EMBED,
+  SHARED_HEAD,
+} from '../../../core/hetero/config.js';
+import type { ProjectedWeights } from '../../../core/plugins.js';
 import type { SequenceRouterSpec } from '../../../core/hetero/router.js';
 import { copyCarriedFiles } from '../../../core/tokenizer/files.js';
 import { VERSION } from '../../../core/version.js';
@@ -39,6 +57,44 @@ export interface HeteroExportOptions {
   overwrite?: boolean;
   /** The resolved recipe, written as moeforge.yml and quoted in the card. */
   recipeYaml?: string;
+  /** The projected form's trained weights (router.kind is then 'embedding'); absent for the whole form. */
+  projected?: ProjectedWeights;
+  /** Lines about how the router was fitted, for the model card. */
+  report?: string[];
+}
+
+/** A float32 tensor computed by the build (centroids, router, the projected form's shared weights). */
+interface ComputedTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** The tensors the build computed, in file order after the experts'. */
+function computedTensors(o: HeteroExportOptions, expertWidths: number[]): ComputedTensor[] {
+  const out: ComputedTensor[] = [];
+  const E = o.experts.length;
+  if (o.router.kind === 'centroid') (o.router.centroids ?? []).forEach((c, i) => out.push({ name: centroidName(i), shape: [c.length], data: c }));
+  if (o.router.weight) out.push({ name: ROUTER_WEIGHT, shape: [E, o.router.weight.length / E], data: o.router.weight });
+  const p = o.projected;
+  if (p) {
+    const V = p.embed.length / p.sharedHiddenSize;
+    out.push({ name: SHARED_EMBED, shape: [V, p.sharedHiddenSize], data: p.embed }, { name: SHARED_HEAD, shape: [V, p.sharedHiddenSize], data: p.lmHead });
+    expertWidths.forEach((d, i) => {
+      out.push({ name: projInName(i), shape: [d, p.sharedHiddenSize], data: p.projIn[i]! }, { name: projOutName(i), shape: [p.sharedHiddenSize, d], data: p.projOut[i]! });
+    });
+  }
+  for (const t of out) {
+    if (t.shape.reduce((a, b) => a * b, 1) !== t.data.length) throw new Error(`${t.name}: ${t.data.length} values for shape [${t.shape.join(', ')}]`);
+  }
+  return out;
+}
+
+/** The projected form keeps each expert's layers and final norm; its embedding and head are the shared ones. */
+function keepsTensor(o: HeteroExportOptions, raw: Record<string, unknown>, folder: string, name: string): boolean {
+  if (!o.projected) return true;
+  const arch = getArchitecture(normalizeConfig(raw, path.join(folder, 'config.json')).modelType);
+  return name !== tensorName(arch, { role: 'embed' }) && name !== tensorName(arch, { role: 'lm_head' });
 }
 
 export interface HeteroExportResult {
@@ -46,6 +102,7 @@ export interface HeteroExportResult {
   tensors: number;
   bytes: number;
   shards: number;
+  report: string[];
 }
 
 const CHUNK_BYTES = 16 << 20;
@@ -69,21 +126,21 @@ export async function writeHeteroRepo(out: string, o: HeteroExportOptions): Prom
   try {
     for (const e of o.experts) cps.push(await Checkpoint.open(e.folder));
     const specs = cps.flatMap((cp, i) =>
-      cp.names().map((name) => {
+      cp.names().filter((name) => keepsTensor(o, cp.rawConfig, o.experts[i]!.folder, name)).map((name) => {
         const h = cp.header(name);
         return { name: expertPrefix(i) + name, dtype: h.dtype, shape: [...h.shape], cp, source: name, bytes: h.end - h.begin };
       }),
     );
-    const centroids = o.router.kind === 'centroid' ? (o.router.centroids ?? []) : [];
-    const centroidSpecs = centroids.map((c, i) => ({ name: centroidName(i), dtype: 'F32' as const, shape: [c.length] }));
-    const writer = await CheckpointWriter.create(out, [...specs.map(({ name, dtype, shape }) => ({ name, dtype, shape })), ...centroidSpecs], {
+    const computed = computedTensors(o, cps.map((cp) => normalizeConfig(cp.rawConfig, cp.folder).hiddenSize));
+    const computedSpecs = computed.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape }));
+    const writer = await CheckpointWriter.create(out, [...specs.map(({ name, dtype, shape }) => ({ name, dtype, shape })), ...computedSpecs], {
       shardSizeBytes: o.shardSizeBytes ?? 5_000_000_000,
       overwrite: o.overwrite ?? false,
       metadata: { format: 'pt' },
     });
     try {
       for (const s of specs) await writer.writeTensor(s.name, rawChunks(s.cp, s.source, s.bytes));
-      for (const [i, c] of centroids.entries()) await writer.writeTensor(centroidName(i), new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+      for (const t of computed) await writer.writeTensor(t.name, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
       const tmp = writer.tempFolder;
       const dtypes = new Set(specs.map((s) => s.dtype));
       const config = heteroConfigJson({
@@ -93,7 +150,8 @@ export async function writeHeteroRepo(out: string, o: HeteroExportOptions): Prom
         topK: o.router.topK,
         temperature: o.router.temperature,
         // Mixed expert dtypes: float32 is what transformers would cast to without loss.
-        torchDtype: dtypes.size === 1 && ['F32', 'F16', 'BF16'].includes([...dtypes][0]!) ? dtypeToTorchDtype([...dtypes][0] as 'F32' | 'F16' | 'BF16') : 'float32',
+        ...(o.projected ? { form: 'projected' as const, sharedHiddenSize: o.projected.sharedHiddenSize } : {}),
+        torchDtype: !o.projected && dtypes.size === 1 && ['F32', 'F16', 'BF16'].includes([...dtypes][0]!) ? dtypeToTorchDtype([...dtypes][0] as 'F32' | 'F16' | 'BF16') : 'float32',
         moeforge: { version: VERSION, sources: o.experts.map((e) => e.ref) },
       });
       await write(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -107,7 +165,7 @@ export async function writeHeteroRepo(out: string, o: HeteroExportOptions): Prom
       await write(path.join(tmp, 'README.md'), renderHeteroCard(o, cps.map((cp) => cp.rawConfig)));
       if (o.recipeYaml) await write(path.join(tmp, 'moeforge.yml'), o.recipeYaml);
       await writer.finish();
-      return { out, tensors: specs.length + centroids.length, bytes: writer.totalBytes, shards: writer.shards.length };
+      return { out, tensors: specs.length + computed.length, bytes: writer.totalBytes, shards: writer.shards.length, report: o.report ?? [] };
     } catch (e) {
       await writer.abort();
       throw e;
