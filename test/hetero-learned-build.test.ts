@@ -103,9 +103,10 @@ test('gate_mode learned, form projected: MergeME trained form; the engine on the
   const r = await runCli(['build', file, '--out', out]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /built moeforge_hetero \(2 experts in the projected form, router embedding, top 1 per sequence\)/);
-  // Per expert: own model, projected init, trained NLL; trained below init.
-  for (const m of r.stdout.matchAll(/NLL own model [\d.]+, projected init ([\d.]+), trained ([\d.]+)/g)) t.true(Number(m[2]) < Number(m[1]), m[0]);
-  t.is([...r.stdout.matchAll(/NLL own model/g)].length, 2);
+  // Per expert: the least-squares start is the expert itself here (74 tokens < D = 96), and distillation keeps it.
+  const lines = [...r.stdout.matchAll(/NLL own model ([\d.]+), projected init ([\d.]+), trained ([\d.]+); KL to own model: init ([\d.]+), trained ([\d.]+)/g)];
+  t.is(lines.length, 2, r.stdout);
+  for (const m of lines) t.true(Math.abs(Number(m[3]) - Number(m[1])) < 0.01 && Number(m[5]) < 0.01, m[0]);
 
   // The trainer's differentiable forward on the exported weights = the engine's expert logits.
   const reader = await SafetensorsReader.open(path.join(out, 'model.safetensors'));

@@ -3,7 +3,6 @@
 // directly on the same folder: the mixture's log-probs, the routing weights, the
 // greedy continuation.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
@@ -14,8 +13,8 @@ import { ServeEngine } from '../core/serve/engine.js';
 import { startServer } from '../core/serve/server.js';
 import { Tokenizer } from '../core/tokenizer/tokenizer.js';
 import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
-import { runCli } from './helpers/cli.js';
-import { REPO_ROOT, tempDir } from './helpers/paths.js';
+import { runCli, spawnServe } from './helpers/cli.js';
+import { tempDir } from './helpers/paths.js';
 
 let dir = '';
 let cleanup: () => Promise<void> = async () => undefined;
@@ -150,19 +149,9 @@ test('ServeEngine serves a heterogeneous MoE: completions equal its greedy gener
 });
 
 test('the CLI: `moeforge serve` on a heterogeneous folder answers completions', async (t) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'cli', 'bin.ts'), 'serve', repo, '--port', '0'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      const m = /at (http:\/\/\S+\/v1)/.exec(stdout);
-      if (m) resolve(m[1]!);
-    });
-    child.on('close', () => reject(new Error(`serve exited: ${stderr}`)));
-  });
+  const server = await spawnServe(repo);
+  const { url } = server;
+  let code: number | null = null;
   try {
     const res = await fetch(`${url}/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hello there', max_tokens: 6, temperature: 0 }) });
     t.is(res.status, 200);
@@ -171,9 +160,9 @@ test('the CLI: `moeforge serve` on a heterogeneous folder answers completions', 
     const eos = new Set(tokenizer.eosTokenIds);
     t.is(((await res.json()) as { choices: { text: string }[] }).choices[0]!.text, tokenizer.decode(gen.filter((id) => !eos.has(id)), { skipSpecialTokens: true }));
   } finally {
-    child.kill('SIGTERM');
+    code = await server.stop();
   }
-  t.is(await exited, 0, stderr);
+  t.is(code, 0, server.stderr());
 });
 
 test('routes on a heterogeneous folder: one line saying routing is per sequence, exit 2', async (t) => {

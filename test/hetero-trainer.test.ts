@@ -47,7 +47,7 @@ const expert = async (name: string, folder: string, task: string, n: number): Pr
 /** The figures of a report line `<name>: NLL own model X, projected init Y, trained Z (…)`. */
 function nllLine(report: string[], name: string): { own: number; init: number; trained: number } {
   const line = report.find((l) => l.startsWith(`${name}: NLL`));
-  const m = line?.match(/own model ([\d.]+), projected init ([\d.]+), trained ([\d.]+) \(held-out/);
+  const m = line?.match(/own model ([\d.]+), projected init ([\d.]+), trained ([\d.]+);.* \(held-out/);
   if (!m) throw new Error(`no held-out NLL line for ${name} in:\n${report.join('\n')}`);
   return { own: Number(m[1]), init: Number(m[2]), trained: Number(m[3]) };
 }
@@ -82,7 +82,7 @@ test.before(async () => {
 
 test('options: defaults, and every bad key or value is one invalid_recipe naming gate.<key>', async (t) => {
   t.deepEqual(parseHeteroGateOptions(undefined), {
-    form: 'whole', epochs: 300, lr: 0.05, balance: 0, holdout: 0.2, patience: 30, proj_epochs: 200, proj_lr: 0.01, train_shared: false,
+    form: 'whole', epochs: 300, lr: 0.05, balance: 0, holdout: 0.2, patience: 30, proj_epochs: 200, proj_lr: 0.01, proj_init: 'least_squares', proj_objective: 'distill', train_shared: false,
   });
   t.is(parseHeteroGateOptions({ form: 'projected', train_shared: true }).form, 'projected');
   const cases: [Record<string, unknown>, string][] = [
@@ -93,6 +93,8 @@ test('options: defaults, and every bad key or value is one invalid_recipe naming
     [{ proj_lr: -0.1 }, 'gate.proj_lr'],
     [{ proj_epochs: 1.5 }, 'gate.proj_epochs'],
     [{ train_shared: 'yes' }, 'gate.train_shared'],
+    [{ proj_init: 'random' }, 'gate.proj_init'],
+    [{ proj_objective: 'kl' }, 'gate.proj_objective'],
   ];
   for (const [raw, where] of cases) {
     const e = t.throws(() => parseHeteroGateOptions(raw), { instanceOf: MoeforgeError });
@@ -154,10 +156,10 @@ test.serial('init: a lone expert (D = d_e) through the projected path gives its 
   t.is(tf.memory().numTensors, before);
 });
 
-test.serial('init of two experts: shared embedding/head = mean of the zero-padded ones, projections [I | 0]', async (t) => {
+test.serial('MergeME init of two experts (proj_init identity): shared embedding/head = mean of the zero-padded ones, projections [I | 0]', async (t) => {
   const a = await expert('atbash', path.join(ZOO, 'atbash'), 'atbash', 4);
   const c = await expert('caesar-qwen2', QWEN, 'caesar', 4);
-  const w = await heteroTrainer.trainProjected([a, c], 1, { proj_epochs: 0, epochs: 5 }, new Rng(3));
+  const w = await heteroTrainer.trainProjected([a, c], 1, { proj_epochs: 0, epochs: 5, proj_init: 'identity' }, new Rng(3));
   t.is(w.sharedHiddenSize, 96);
   const embeds: Float32Array[] = [];
   for (const f of [a.folder, c.folder]) {
@@ -182,10 +184,10 @@ test.serial('init of two experts: shared embedding/head = mean of the zero-padde
   t.is(w.router.length, 2 * 96);
 });
 
-test.serial('training the projections lowers the held-out NLL of atbash (llama) + caesar-qwen2; the router separates them', async (t) => {
+test.serial('MergeME recipe (identity init, objective lm): training lowers the held-out NLL of atbash (llama) + caesar-qwen2; the router separates them', async (t) => {
   const experts = [await expert('atbash', path.join(ZOO, 'atbash'), 'atbash', 20), await expert('caesar-qwen2', QWEN, 'caesar', 20)];
   const before = tf.memory().numTensors;
-  const options = { form: 'projected', proj_epochs: 60, proj_lr: 0.003, patience: 20, epochs: 100 };
+  const options = { form: 'projected', proj_epochs: 60, proj_lr: 0.003, patience: 20, epochs: 100, proj_init: 'identity', proj_objective: 'lm' };
   const w = await heteroTrainer.trainProjected(experts, 1, options, new Rng(11));
   t.is(tf.memory().numTensors, before, 'tensors left behind');
   t.log(w.report.join('\n'));
@@ -216,7 +218,7 @@ test.serial('training the projections lowers the held-out NLL of atbash (llama) 
 test.serial('train_shared also trains the shared embedding and head (through a one-hot lookup: wasm has no gather gradient)', async (t) => {
   const experts = [await expert('atbash', path.join(ZOO, 'atbash'), 'atbash', 8), await expert('caesar-qwen2', QWEN, 'caesar', 8)];
   const before = tf.memory().numTensors;
-  const options = { proj_epochs: 8, proj_lr: 0.003, epochs: 20 };
+  const options = { proj_epochs: 8, proj_lr: 0.003, epochs: 20, proj_init: 'identity', proj_objective: 'lm' };
   const init = await heteroTrainer.trainProjected(experts, 2, { ...options, proj_epochs: 0 }, new Rng(2));
   const fixed = await heteroTrainer.trainProjected(experts, 2, options, new Rng(2));
   const shared = await heteroTrainer.trainProjected(experts, 2, { ...options, train_shared: true }, new Rng(2));
@@ -278,4 +280,37 @@ test.serial('sequence router: raw mean-embedding features of three tasks, held-o
   t.log(o.report.join('\n'));
   const f = routerAccuracy(o.report);
   t.true(f.acc > f.initial + 0.2, o.report.join('\n'));
+});
+
+test.serial('default init (least squares): each expert starts as itself when the vocabulary is smaller than D; distillation keeps it there', async (t) => {
+  // The zoo's 74 tokens < D = 96: the shared matrices map exactly onto each expert's own.
+  const experts = [await expert('atbash', path.join(ZOO, 'atbash'), 'atbash', 8), await expert('caesar-qwen2', QWEN, 'caesar', 8)];
+  const before = tf.memory().numTensors;
+  const w = await heteroTrainer.trainProjected(experts, 1, { proj_epochs: 5, epochs: 20 }, new Rng(4));
+  t.is(tf.memory().numTensors, before, 'tensors left behind');
+  t.log(w.report.join('\n'));
+  t.regex(w.report[0]!, /least-squares projections, objective distill/);
+  for (const x of experts) {
+    const f = nllLine(w.report, x.name);
+    t.true(Math.abs(f.init - f.own) < 0.01, `${x.name}: init ${f.init} vs own ${f.own}`);
+    const kl = w.report.find((l) => l.startsWith(`${x.name}:`))!.match(/KL to own model: init ([\d.]+), trained ([\d.]+)/)!;
+    t.true(Number(kl[1]) < 0.01 && Number(kl[2]) <= Number(kl[1]) + 1e-6, kl[0]);
+  }
+  // The engine's logits of the projected caesar-qwen2 equal the expert's own.
+  const seqs = [await encode((await rows('caesar', 100, 1))[0]!)];
+  const own = await CausalLM.load(QWEN);
+  t.teardown(() => own.dispose());
+  const want = (await own.forward(seqs)).logits;
+  const got = await projectedForward(QWEN, w, 1, seqs);
+  t.true(want.reduce((m, v, i) => Math.max(m, Math.abs(v - got[i]!)), 0) < 0.05);
+});
+
+test.serial('distillation from an inexact start (identity init) lowers the KL to each expert\'s own distributions', async (t) => {
+  const experts = [await expert('atbash', path.join(ZOO, 'atbash'), 'atbash', 12), await expert('caesar-qwen2', QWEN, 'caesar', 12)];
+  const w = await heteroTrainer.trainProjected(experts, 1, { proj_init: 'identity', proj_epochs: 30, proj_lr: 0.01, epochs: 20 }, new Rng(6));
+  t.log(w.report.join('\n'));
+  for (const x of experts) {
+    const kl = w.report.find((l) => l.startsWith(`${x.name}:`))!.match(/KL to own model: init ([\d.]+), trained ([\d.]+)/)!;
+    t.true(Number(kl[2]) < 0.7 * Number(kl[1]), kl[0]);
+  }
 });

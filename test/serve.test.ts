@@ -3,7 +3,6 @@
 // server must survive (oversized and malformed bodies, wrong types, unknown
 // routes, 32 requests at once). Every socket is on 127.0.0.1.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { copyFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -12,8 +11,8 @@ import { CausalLM } from '../core/model/causal-lm.js';
 import { ServeEngine } from '../core/serve/engine.js';
 import { startServer, type RunningServer } from '../core/serve/server.js';
 import { Tokenizer } from '../core/tokenizer/tokenizer.js';
-import { runCli } from './helpers/cli.js';
-import { REPO_ROOT, golden, tempDir } from './helpers/paths.js';
+import { runCli, spawnServe } from './helpers/cli.js';
+import { golden, tempDir } from './helpers/paths.js';
 
 interface Ctx {
   folder: string;
@@ -210,33 +209,20 @@ test('32 parallel requests with different prompts each get their own output', as
 });
 
 test('the CLI: `moeforge serve` prints its 127.0.0.1 URL, answers, and stops on SIGTERM', async (t) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'cli', 'bin.ts'), 'serve', ctx.folder, '--port', '0'], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      const m = /at (http:\/\/\S+\/v1)/.exec(stdout);
-      if (m) resolve(m[1]!);
-    });
-    child.on('close', () => reject(new Error(`serve exited: ${stderr}`)));
-  });
+  const server = await spawnServe(ctx.folder);
+  const { url } = server;
+  let code: number | null = null;
   try {
     t.regex(url, /^http:\/\/127\.0\.0\.1:\d+\/v1$/);
-    t.true(stdout.startsWith(`serving ${ctx.folder} at `));
+    t.true(server.stdout().startsWith(`serving ${ctx.folder} at `));
     const models = (await (await fetch(`${url}/models`)).json()) as { data: { id: string }[] };
     t.is(models.data[0]!.id, ctx.folder);
     const res = await fetch(`${url}/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hello world', max_tokens: 12, temperature: 0 }) });
     t.is(((await res.json()) as { choices: { text: string }[] }).choices[0]!.text, await greedy('hello world', 12));
   } finally {
-    child.kill('SIGTERM');
+    code = await server.stop();
   }
-  t.is(await exited, 0, stderr);
+  t.is(code, 0, server.stderr());
 });
 
 test('the CLI refuses a bad port and a busy port with one line, exit 2', async (t) => {

@@ -18,6 +18,7 @@ import { ropeInvFreq } from '../../core/model/rope.js';
 import { WeightLoader, type EmbedWeights, type HeadWeights } from '../../core/model/weights.js';
 import type { Rng } from '../../core/rng.js';
 import { attentionForTraining } from './attention-grad.js';
+import { adamWithEarlyStopping } from './early-stopping.js';
 import { holdoutSequences } from './label-trainer.js';
 import { batchNll, disposeBatch, makeBatch, type Batch } from './lm-batch.js';
 
@@ -133,26 +134,15 @@ export async function trainLmObjective(
 
     const initialLoss = allLoss();
     const initialHeldOutLoss = heldBatch ? evalLoss(heldBatch) : null;
-    const optimizer = tf.train.adam(o.lr);
-    let best = snapshot();
-    let bestLoss = initialHeldOutLoss ?? evalLoss(train);
-    let bestStep = 0;
-    let step = 0;
-    try {
-      for (step = 1; step <= o.epochs; step++) {
-        optimizer.minimize(() => loss(train), false, routers);
-        const l = heldBatch ? evalLoss(heldBatch) : evalLoss(train);
-        if (l < bestLoss - 1e-6) {
-          bestLoss = l;
-          bestStep = step;
-          best = snapshot();
-        } else if (step - bestStep >= o.patience) {
-          break;
-        }
-      }
-    } finally {
-      optimizer.dispose();
-    }
+    const { best, steps, bestStep } = adamWithEarlyStopping({
+      steps: o.epochs,
+      lr: o.lr,
+      patience: o.patience,
+      loss: () => loss(train),
+      vars: routers,
+      heldOutLoss: () => (heldBatch ? evalLoss(heldBatch) : evalLoss(train)),
+      snapshot,
+    });
     best.forEach((g, li) => routers[li]!.assign(tf.tidy(() => tf.transpose(tf.tensor2d(g, [E, d])))));
     return {
       gates: best,
@@ -160,7 +150,7 @@ export async function trainLmObjective(
       finalLoss: allLoss(),
       initialHeldOutLoss,
       finalHeldOutLoss: heldBatch ? evalLoss(heldBatch) : null,
-      steps: Math.min(step, o.epochs),
+      steps,
       bestStep,
     };
   } finally {

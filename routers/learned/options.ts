@@ -15,15 +15,15 @@ const schema = z.strictObject({
 export type LearnedGateOptions = z.infer<typeof schema>;
 
 export function parseLearnedGateOptions(raw: unknown): LearnedGateOptions {
-  const r = schema.safeParse(raw ?? {});
+  return parseGateBlock(schema, raw);
+}
+
+/** A recipe's `gate:` block parsed by a strict schema: the first problem is one invalid_recipe naming `gate.<key>`. */
+export function parseGateBlock<S extends z.ZodObject>(block: S, raw: unknown): z.infer<S> {
+  const r = block.safeParse(raw ?? {});
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const key = issue.code === 'unrecognized_keys' ? issue.keys[0]! : issue.path.map(String).join('.');
-  const message =
-    issue.code === 'unrecognized_keys' ? `unknown key; expected one of ${Object.keys(schema.shape).join(', ')}` : issue.message;
-  return failWith(`gate${key ? `.${key}` : ''}`, message);
-}
-
-function failWith(path: string, message: string): never {
-  throw new MoeforgeError('invalid_recipe', message, { path });
+  const message = issue.code === 'unrecognized_keys' ? `unknown key; expected one of ${Object.keys(block.shape).join(', ')}` : issue.message;
+  throw new MoeforgeError('invalid_recipe', message, { path: `gate${key ? `.${key}` : ''}` });
 }

@@ -66,3 +66,41 @@ export function runCliProcess(args: string[], options: { env?: NodeJS.ProcessEnv
     child.stdin.end(options.input ?? '');
   });
 }
+
+export interface ServeProcess {
+  /** The `…/v1` URL the server printed. */
+  url: string;
+  stdout: () => string;
+  stderr: () => string;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop: () => Promise<number | null>;
+}
+
+/** `moeforge serve <folder> --port 0` as a child process, resolved once it prints its URL. */
+export async function spawnServe(folder: string): Promise<ServeProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'cli', 'bin.ts'), 'serve', folder, '--port', '0'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      const m = /at (http:\/\/\S+\/v1)/.exec(stdout);
+      if (m) resolve(m[1]!);
+    });
+    child.on('close', () => reject(new Error(`serve exited: ${stderr}`)));
+  });
+  return {
+    url,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    stop: () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

@@ -3,8 +3,10 @@
 // `whole` keeps every expert whole behind a sequence router (the build reads it too);
 // `projected` is MergeME's trained form (arXiv 2502.00997 §3.2), whose projections are
 // trained with the `proj_*` keys. epochs … patience train the sequence router in both.
+// Defaults differ from MergeME's recipe where the zoo showed it loses the experts' skills
+// (benchmarks/demo/hetero.ts): least-squares projections and a distillation objective.
 import { z } from 'zod';
-import { MoeforgeError } from '../../../core/errors.js';
+import { parseGateBlock } from '../options.js';
 
 const schema = z.strictObject({
   form: z.enum(['whole', 'projected']).default('whole'),
@@ -16,17 +18,15 @@ const schema = z.strictObject({
   // 0 keeps the initialisation (the padded-mean embedding and identity projections).
   proj_epochs: z.number().int().min(0).max(100000).default(200),
   proj_lr: z.number().positive().max(10).default(0.01),
+  // least_squares: projections fitted to each expert's own embedding and head; identity: MergeME's [I | 0].
+  proj_init: z.enum(['least_squares', 'identity']).default('least_squares'),
+  // distill: match each expert's own next-token distributions (KL); lm: the next-token loss of its data.
+  proj_objective: z.enum(['distill', 'lm']).default('distill'),
   train_shared: z.boolean().default(false),
 });
 
 export type HeteroGateOptions = z.infer<typeof schema>;
 
 export function parseHeteroGateOptions(raw: unknown): HeteroGateOptions {
-  const r = schema.safeParse(raw ?? {});
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const key = issue.code === 'unrecognized_keys' ? issue.keys[0]! : issue.path.map(String).join('.');
-  const message =
-    issue.code === 'unrecognized_keys' ? `unknown key; expected one of ${Object.keys(schema.shape).join(', ')}` : issue.message;
-  throw new MoeforgeError('invalid_recipe', message, { path: `gate${key ? `.${key}` : ''}` });
+  return parseGateBlock(schema, raw);
 }

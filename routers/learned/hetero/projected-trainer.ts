@@ -1,20 +1,25 @@
 // Training MergeME's projected form (arXiv 2502.00997 §3.2) for models that fit in
 // memory: every expert resident as float32, frozen; trained are the projections
 // proj_in_e / proj_out_e of every expert (and the shared embedding and LM head with
-// `train_shared`), by full-batch Adam on the mean over experts of each expert's mean
-// next-token NLL through its projected path on its own data. A held-out split per
+// `train_shared`), by full-batch Adam on the mean over experts of a per-expert loss on
+// its own data through its projected path: `proj_objective: distill` (default) the KL
+// divergence from the expert's own next-token distributions (the expert is its own
+// teacher, so what it does on the answers, not only the text's likelihood, is kept),
+// `lm` MergeME's next-token NLL of the data. Projections start from least squares fits
+// to each expert's own embedding and head (`proj_init`). A held-out split per
 // expert (holdoutSequences, seeded) drives early stopping; the best weights are kept.
 // Then the router [E, D] is fitted on each sequence's mean shared embedding.
 import { initBackend, tf } from '../../../core/backend.js';
 import { MoeforgeError } from '../../../core/errors.js';
 import type { ProjectedExpertInput, ProjectedWeights } from '../../../core/plugins.js';
 import type { Rng } from '../../../core/rng.js';
+import { adamWithEarlyStopping } from '../early-stopping.js';
 import { holdoutSequences } from '../label-trainer.js';
 import { batchNll, disposeBatch, type Batch } from '../lm-batch.js';
 import { parseHeteroGateOptions } from './options.js';
 import { disposeFrozenExpert, expertBatch, loadFrozenExpert, ownLogits, type FrozenExpert } from './frozen-expert.js';
 import { projectedLogits, type ProjTensors, type SharedTensors } from './projected-forward.js';
-import { initProjected, transpose } from './projected-init.js';
+import { initProjected, leastSquaresProjections, transpose } from './projected-init.js';
 import { trainSequenceRouter } from './sequence-router.js';
 
 function checkInputs(experts: ProjectedExpertInput[], topK: number): void {
@@ -57,6 +62,12 @@ function meanEmbeddings(embed: Float32Array, D: number, seqs: number[][]): Float
 const variable = (values: Float32Array, shape: [number, number], trainable = true): tf.Variable<tf.Rank.R2> =>
   tf.tidy(() => tf.variable(tf.tensor2d(values, shape), trainable));
 
+/** −Σ_v p_v log q_v averaged over the batch's predicted positions (b.weights), as batchNll averages. */
+function softCrossEntropy(logq: tf.Tensor2D, p: tf.Tensor2D, b: Batch): tf.Scalar {
+  const ce = tf.neg(tf.sum(tf.mul(p, logq), -1)); // [N]
+  return tf.div(tf.sum(tf.mul(ce, b.weights)), b.count) as tf.Scalar;
+}
+
 const scalar = (f: () => tf.Scalar): number => {
   const t = tf.tidy(f);
   const v = t.dataSync()[0]!;
@@ -71,6 +82,7 @@ export async function trainProjected(experts: ProjectedExpertInput[], topK: numb
   const frozen: FrozenExpert[] = [];
   const batches: Batch[] = [];
   const vars: tf.Variable[] = [];
+  const teacher = new Map<Batch, { probs: tf.Tensor2D; entropy: number }>();
   try {
     for (const x of experts) frozen.push(await loadFrozenExpert(x.folder, x.name));
     const V = frozen[0]!.config.vocabSize;
@@ -80,7 +92,8 @@ export async function trainProjected(experts: ProjectedExpertInput[], topK: numb
     for (const [e, x] of experts.entries()) {
       if (x.sequences.some((s) => s.some((id) => !(Number.isInteger(id) && id >= 0 && id < V)))) throw new MoeforgeError('invalid_data', `a token id is outside the vocabulary (vocab_size ${V})`, { path: experts[e]!.name });
     }
-    const init = initProjected(frozen);
+    const padded = initProjected(frozen);
+    const init = o.proj_init === 'least_squares' ? { ...padded, ...leastSquaresProjections(frozen, padded) } : padded;
     const D = init.sharedHiddenSize;
 
     const { train, held } = split(experts, o.holdout, rng);
@@ -105,37 +118,43 @@ export async function trainProjected(experts: ProjectedExpertInput[], topK: numb
     });
     const trainable = o.train_shared ? vars : vars.slice(2);
 
-    const nll = (e: number, b: Batch) => batchNll(projectedLogits(frozen[e]!, shared, proj[e]!, b, o.train_shared), b);
-    const meanLoss = (bs: Batch[]) => tf.div(tf.addN(bs.map((b, e) => nll(e, b))), bs.length) as tf.Scalar;
+    // The experts' own next-token distributions on every batch (the distillation targets) and their entropy.
+    for (const [e, b] of [...trainB.entries(), ...evalB.entries()]) {
+      if (teacher.has(b)) continue;
+      const probs = tf.tidy(() => tf.softmax(ownLogits(frozen[e]!, b)) as tf.Tensor2D);
+      teacher.set(b, { probs, entropy: scalar(() => softCrossEntropy(tf.log(tf.maximum(probs, 1e-30)) as tf.Tensor2D, probs, b)) });
+    }
+    const logits = (e: number, b: Batch) => projectedLogits(frozen[e]!, shared, proj[e]!, b, o.train_shared);
+    const nll = (e: number, b: Batch) => batchNll(logits(e, b), b);
+    /** KL(own ‖ projected) per predicted position; the teacher's entropy is a constant, so the gradient is the soft cross-entropy's. */
+    const kl = (e: number, b: Batch) => tf.sub(softCrossEntropy(tf.logSoftmax(logits(e, b)) as tf.Tensor2D, teacher.get(b)!.probs, b), teacher.get(b)!.entropy) as tf.Scalar;
+    const objective = o.proj_objective === 'distill' ? kl : nll;
+    const meanLoss = (bs: Batch[]) => tf.div(tf.addN(bs.map((b, e) => objective(e, b))), bs.length) as tf.Scalar;
     const perExpert = () => evalB.map((b, e) => scalar(() => nll(e, b)));
+    const perExpertKl = () => evalB.map((b, e) => scalar(() => kl(e, b)));
     const snapshot = () => vars.map((v) => (v.dataSync() as Float32Array).slice());
 
     const own = evalB.map((b, e) => scalar(() => batchNll(ownLogits(frozen[e]!, b), b)));
     const initial = perExpert();
-    let best = snapshot();
-    let bestLoss = initial.reduce((a, b) => a + b, 0) / initial.length;
-    let bestStep = 0;
-    let step = 0;
+    const initialKl = perExpertKl();
+    let run = { best: snapshot(), steps: 0, bestStep: 0 };
     if (o.proj_epochs > 0) {
-      const optimizer = tf.train.adam(o.proj_lr);
-      try {
-        for (step = 1; step <= o.proj_epochs; step++) {
-          optimizer.minimize(() => meanLoss(trainB), false, trainable);
-          const l = scalar(() => meanLoss(evalB));
-          if (l < bestLoss - 1e-6) {
-            bestLoss = l;
-            bestStep = step;
-            best = snapshot();
-          } else if (step - bestStep >= o.patience) {
-            break;
-          }
-        }
-      } finally {
-        optimizer.dispose();
-      }
-      best.forEach((w, i) => tf.tidy(() => vars[i]!.assign(tf.tensor(w, vars[i]!.shape))));
+      run = adamWithEarlyStopping({
+        steps: o.proj_epochs,
+        lr: o.proj_lr,
+        patience: o.patience,
+        loss: () => meanLoss(trainB),
+        vars: trainable,
+        heldOutLoss: () => scalar(() => meanLoss(evalB)),
+        snapshot,
+      });
+      run.best.forEach((w, i) => tf.tidy(() => vars[i]!.assign(tf.tensor(w, vars[i]!.shape))));
     }
+    const { best, steps: step, bestStep } = run;
     const trained = perExpert();
+    const trainedKl = perExpertKl();
+    for (const t of teacher.values()) t.probs.dispose();
+    teacher.clear();
 
     const [embedW, lmHeadTW, ...projW] = best as [Float32Array, Float32Array, ...Float32Array[]];
     const all = experts.flatMap((x) => x.sequences);
@@ -146,8 +165,11 @@ export async function trainProjected(experts: ProjectedExpertInput[], topK: numb
     );
     const fmt = (v: number) => v.toFixed(3);
     const report = [
-      `projected form: shared width ${D}, ${Math.min(step, o.proj_epochs)} steps (best at ${bestStep})${o.train_shared ? ', shared embedding and head trained' : ''}`,
-      ...experts.map((x, e) => `${x.name}: NLL own model ${fmt(own[e]!)}, projected init ${fmt(initial[e]!)}, trained ${fmt(trained[e]!)} (${held[e]!.length ? 'held-out' : 'training'}, nats/token)`),
+      `projected form: shared width ${D}, ${o.proj_init === 'least_squares' ? 'least-squares' : 'identity'} projections, objective ${o.proj_objective}, ${Math.min(step, o.proj_epochs)} steps (best at ${bestStep})${o.train_shared ? ', shared embedding and head trained' : ''}`,
+      ...experts.map(
+        (x, e) =>
+          `${x.name}: NLL own model ${fmt(own[e]!)}, projected init ${fmt(initial[e]!)}, trained ${fmt(trained[e]!)}; KL to own model: init ${fmt(Math.max(0, initialKl[e]!))}, trained ${fmt(Math.max(0, trainedKl[e]!))} (${held[e]!.length ? 'held-out' : 'training'}, nats/token)`,
+      ),
       ...router.report,
     ];
     return {
@@ -160,6 +182,7 @@ export async function trainProjected(experts: ProjectedExpertInput[], topK: numb
       report,
     };
   } finally {
+    for (const t of teacher.values()) t.probs.dispose();
     for (const v of vars) v.dispose();
     for (const b of batches) disposeBatch(b);
     for (const x of frozen) await disposeFrozenExpert(x);
