@@ -17,6 +17,7 @@ import { Rng } from '../core/rng.js';
 import { writeSafetensors } from '../core/safetensors/writer.js';
 import { writeHeteroRepo } from '../export/formats/hetero/write.js';
 import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
+import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/paths.js';
 
 let dir = '';
@@ -216,4 +217,26 @@ test('bad repos: a router that does not fit the form, a too narrow shared width,
   t.is(e4.code, 'shape_mismatch');
   t.is(e4.path, 'router.gate.weight');
   t.regex(e4.message, /router weight has 128 values, expected \[2, 96\]/);
+});
+
+test('inspect describes the projected form: its shared tensors and projections are known, the experts complete', async (t) => {
+  const p = projectedWeights(5);
+  const out = path.join(dir, 'projected-inspect');
+  await writeHeteroRepo(out, { experts: experts(), router: { kind: 'embedding', topK: 1, temperature: 1, weight: p.router }, tokenizerFolder: m.llama, projected: p });
+  const r = await runCli(['inspect', out, '--json']);
+  t.is(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as { form: string; router: { type: string }; problems: unknown[]; experts: { summary: { problems: unknown[] } }[] };
+  t.is(s.form, 'projected');
+  t.is(s.router.type, 'embedding');
+  t.deepEqual(s.problems, []);
+  t.deepEqual(s.experts.map((e) => e.summary.problems), [[], []]);
+  // Declared wider than stored: every shared tensor and projection is reported, exit 2.
+  const configPath = path.join(out, 'config.json');
+  const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+  await writeFile(configPath, JSON.stringify({ ...config, shared_hidden_size: 80 }));
+  const bad = await runCli(['inspect', out, '--json']);
+  t.is(bad.code, 2);
+  const problems = (JSON.parse(bad.stdout) as { problems: { tensor: string; kind: string }[] }).problems;
+  t.deepEqual(problems.map((q) => q.tensor).sort(), ['proj_in.0.weight', 'proj_in.1.weight', 'proj_out.0.weight', 'proj_out.1.weight', 'router.gate.weight', 'shared.embed_tokens.weight', 'shared.lm_head.weight']);
+  t.true(problems.every((q) => q.kind === 'shape'));
 });
