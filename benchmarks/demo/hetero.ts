@@ -2,9 +2,11 @@
 // (benchmarks/zoo/models: four llama experts, hidden 64) plus the zoo's qwen2
 // expert of another width (benchmarks/zoo/models-hetero/caesar-qwen2, hidden 96,
 // trained by benchmarks/zoo/hetero-expert.ts), builds through `moeforge build`
-// training-free heterogeneous MoEs of all five experts (experts kept whole,
-// sequence routing, MergeME arXiv 2502.00997): perplexity routing (gate_mode
-// random) and prompt centroids (gate_mode hidden), experts_per_token 1. Evaluates
+// heterogeneous MoEs of all five experts (sequence routing, MergeME arXiv
+// 2502.00997), experts_per_token 1: three keep every expert whole (perplexity
+// routing: gate_mode random; prompt centroids: gate_mode hidden; a learned router:
+// gate_mode learned) and one is MergeME's trained form (gate_mode learned, gate.form
+// projected: shared embedding and head, trained projections). Evaluates
 // them next to every expert, the base, the homogeneous MoE of the four llama
 // experts (the demo's moe-base: hidden gates, shared base) and a dense TIES merge
 // of the four, prints the table, the per-task share of each expert's own accuracy
@@ -27,29 +29,65 @@ import type { EvalResults } from '../eval/results.js';
 import { loadSuite } from '../eval/suite.js';
 import { renderTable } from '../eval/table.js';
 import { HETERO_DIR, HETERO_EXPERT_NAME, HETERO_TASK } from '../zoo/hetero-expert.js';
-import { TASK_NAMES, type TaskName } from '../zoo/tasks.js';
+import { Rng } from '../../core/rng.js';
+import { TASK_NAMES, testSet, trainSampler, zooTasks, type TaskName } from '../zoo/tasks.js';
 import { MOE_VARIANTS, moeRecipe, positivePrompts, tiesMergeConfig } from './recipes.js';
 
 const ZOO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'zoo', 'models');
 const QWEN = path.join(HETERO_DIR, HETERO_EXPERT_NAME);
 /** The issue's target: each expert's in-domain accuracy kept by the training-free heterogeneous MoE. */
 const TARGET = 0.95;
+/** Question + answer samples per task for the projected form's training. */
+const TRAIN_TEXTS = 96;
 
 /** The five experts in MoE order: the four llama experts, then the qwen2 one. */
 function heteroExperts(zoo: Record<'base' | TaskName, string>): { name: string; folder: string; task: TaskName }[] {
   return [...TASK_NAMES.map((n) => ({ name: n, folder: zoo[n], task: n })), { name: HETERO_EXPERT_NAME, folder: QWEN, task: HETERO_TASK }];
 }
 
-/** gate_mode random → perplexity routing; hidden → prompt centroids (core/build/hetero.ts). */
-function heteroRecipe(gateMode: 'random' | 'hidden', zoo: Record<'base' | TaskName, string>, prompts: Record<TaskName, string[]>): string {
+interface HeteroVariant {
+  name: string;
+  gateMode: 'random' | 'hidden' | 'learned';
+  /** The recipe's `gate:` block (gate_mode learned). */
+  gate?: Record<string, unknown>;
+  /** How the variant routes, for the report. */
+  text: string;
+}
+
+const HETERO_VARIANTS: readonly HeteroVariant[] = [
+  { name: 'hetero-ppl', gateMode: 'random', text: 'training-free, perplexity routing' },
+  { name: 'hetero-centroid', gateMode: 'hidden', text: 'training-free, prompt centroids' },
+  { name: 'hetero-learned', gateMode: 'learned', text: "experts whole, a router trained on the experts' prompts" },
+  { name: 'hetero-projected', gateMode: 'learned', gate: { form: 'projected' }, text: "MergeME's trained form, moeforge's defaults: least-squares projections, distilled from each expert" },
+  {
+    name: 'hetero-projected-mergeme',
+    gateMode: 'learned',
+    gate: { form: 'projected', proj_init: 'identity', proj_objective: 'lm' },
+    text: "MergeME's trained form as the paper sets it up: [I | 0] projections trained on the next-token loss",
+  },
+];
+
+/** Whole question + answer samples of a task (never a held-out question): what the projections train on. */
+function trainingTexts(zooSeed: number, testSize: number, task: TaskName, count: number): string[] {
+  const tasks = zooTasks(zooSeed);
+  const sample = trainSampler(tasks[task], testSet(tasks[task], zooSeed, testSize), new Rng(zooSeed).derive(`demo/hetero-train/${task}`));
+  return Array.from({ length: count }, () => {
+    const s = sample();
+    return s.question + s.answer;
+  });
+}
+
+/** gate_mode random → perplexity routing; hidden → prompt centroids; learned → a learned router or the projected form (core/build/hetero.ts). */
+function heteroRecipe(v: HeteroVariant, zoo: Record<'base' | TaskName, string>, prompts: Record<TaskName, string[]>, trainData: Record<TaskName, string>): string {
   const recipe = {
     base_model: zoo.base,
-    gate_mode: gateMode,
+    gate_mode: v.gateMode,
     dtype: 'float32',
     experts_per_token: 1,
-    experts: heteroExperts(zoo).map((e) => ({ source_model: e.folder, positive_prompts: prompts[e.task] })),
+    ...(v.gate ? { gate: v.gate } : {}),
+    experts: heteroExperts(zoo).map((e) => ({ source_model: e.folder, positive_prompts: prompts[e.task], ...(v.gate?.['form'] === 'projected' ? { train_data: trainData[e.task] } : {}) })),
   };
-  return `# moeforge hetero demo: ${gateMode === 'random' ? 'perplexity routing' : 'prompt centroids'}\n${stringify(recipe)}`;
+  return `# moeforge hetero demo: ${v.text}\n${stringify(recipe)}`;
 }
 
 function exact(r: EvalResults, task: string, model: string): number | null {
@@ -115,15 +153,17 @@ async function main(): Promise<void> {
   const prompts = positivePrompts(manifest.seed, manifest.testSize ?? 200);
 
   say(`moeforge hetero demo: zoo ${ZOO_DIR} + ${QWEN}`);
-  const heteros = [
-    { name: 'hetero-ppl', gateMode: 'random' as const },
-    { name: 'hetero-centroid', gateMode: 'hidden' as const },
-  ];
+  const trainData = {} as Record<TaskName, string>;
+  for (const t of TASK_NAMES) {
+    trainData[t] = path.join(recipes, `${t}.train.txt`);
+    await writeFile(trainData[t], `${trainingTexts(manifest.seed, manifest.testSize ?? 200, t, TRAIN_TEXTS).join('\n')}\n`);
+  }
+  const heteros = HETERO_VARIANTS;
   for (const h of heteros) {
     const file = path.join(recipes, `${h.name}.yml`);
-    await writeFile(file, heteroRecipe(h.gateMode, zoo, prompts));
+    await writeFile(file, heteroRecipe(h, zoo, prompts, trainData));
     await runBuild(file, { out: path.join(models, h.name), overwrite: true, quiet: true });
-    say(`  built ${h.name} (5 experts: 4 llama d64 + qwen2 d96; gate_mode ${h.gateMode}, experts_per_token 1) [${seconds()}]`);
+    say(`  built ${h.name} (5 experts: 4 llama d64 + qwen2 d96; ${h.text}, experts_per_token 1) [${seconds()}]`);
   }
   const homo = MOE_VARIANTS.find((v) => v.name === 'moe-base')!;
   const homoFile = path.join(recipes, `${homo.name}.yml`);
@@ -156,7 +196,7 @@ async function main(): Promise<void> {
     '',
     retention.text,
     '',
-    ...heteros.map((h) => `${h.name} (training-free, ${h.gateMode === 'random' ? 'perplexity routing' : 'prompt centroids'}) keeps ≥ 95% of every expert's in-domain accuracy: ${retention.met[h.name] ? 'yes' : 'no'}.`),
+    ...heteros.map((h) => `${h.name} (${h.text}) keeps ≥ 95% of every expert's in-domain accuracy: ${retention.met[h.name] ? 'yes' : 'no'}.`),
     '',
     ...routing.flatMap((r) => [r, '']),
   ].join('\n');

@@ -9,6 +9,8 @@
 //
 //   npx tsx benchmarks/eval/transformers-check/hetero.ts <dir>
 //   python3 benchmarks/eval/transformers-check/hetero_check.py <dir>
+// With `--repo name=folder` (repeatable) it writes the expectations of repos you built
+// instead (paths as given, relative to where the Python half runs).
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadHeteroRepo } from '../../../core/hetero/load.js';
@@ -31,8 +33,33 @@ const BATCH = [
 ];
 const MASK = [BATCH[0]!.map(() => 1), [0, 0, 0, 1, 1, 1, 1, 1, 1]];
 
+/** The engine's outputs on the fixed batch: what transformers must reproduce. */
+async function expectations(folder: string): Promise<Record<string, unknown>> {
+  const moe = await loadHeteroRepo(folder);
+  try {
+    const f = await moe.forward(BATCH, { attentionMask: MASK });
+    // Stopping at the config's EOS, as transformers' generate() does.
+    const e = moe.config.eosTokenId;
+    const eos = e === null ? [] : Array.isArray(e) ? e : [e];
+    const generated = await moe.generate(BATCH[0]!, { maxNewTokens: 6, temperature: 0, stopTokens: eos });
+    return { folder, logits: Array.from(f.logits), routing: f.routingWeights, generated };
+  } finally {
+    moe.dispose();
+  }
+}
+
 async function main(): Promise<void> {
-  const dir = path.resolve(process.argv[2] ?? 'transformers-check');
+  const args = process.argv.slice(2);
+  const dir = path.resolve(args.find((a) => !a.startsWith('--') && !args[args.indexOf(a) - 1]?.startsWith('--repo')) ?? 'transformers-check');
+  const given = args.flatMap((a, i) => (args[i - 1] === '--repo' ? [a.split('=') as [string, string]] : []));
+  await mkdir(dir, { recursive: true });
+  if (given.length > 0) {
+    const expected: Record<string, unknown> = { batch: BATCH, mask: MASK };
+    for (const [name, folder] of given) expected[name] = await expectations(folder);
+    await writeFile(path.join(dir, 'expected.json'), JSON.stringify(expected));
+    process.stdout.write(`wrote ${path.join(dir, 'expected.json')}\n`);
+    return;
+  }
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const experts = [];
@@ -64,14 +91,7 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(repos)) {
     const out = path.join(dir, name);
     await writeHeteroRepo(out, { experts, router: r.router, tokenizerFolder: experts[0]!.folder, ...(r.projected ? { projected: r.projected } : {}) });
-    const moe = await loadHeteroRepo(out);
-    try {
-      const f = await moe.forward(BATCH, { attentionMask: MASK });
-      const generated = await moe.generate(BATCH[0]!, { maxNewTokens: 6, temperature: 0 });
-      expected[name] = { logits: Array.from(f.logits), routing: f.routingWeights, generated };
-    } finally {
-      moe.dispose();
-    }
+    expected[name] = { ...(await expectations(out)), folder: name };
     process.stdout.write(`wrote ${out}\n`);
   }
   await writeFile(path.join(dir, 'expected.json'), JSON.stringify(expected));

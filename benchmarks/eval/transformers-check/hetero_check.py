@@ -18,9 +18,11 @@ ids = torch.tensor(expected["batch"])
 mask = torch.tensor(expected["mask"])
 print(f"transformers {transformers.__version__}, torch {torch.__version__}")
 failed = False
-for name in ["perplexity", "learned", "projected"]:
-    want = expected[name]
-    model = AutoModelForCausalLM.from_pretrained(os.path.join(root, name), trust_remote_code=True, dtype=torch.float32).eval()
+for name, want in expected.items():
+    if name in ("batch", "mask"):
+        continue
+    folder = want["folder"] if os.path.isabs(want["folder"]) or os.path.exists(want["folder"]) else os.path.join(root, want["folder"])
+    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).eval()
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask)
         routing = model.route(ids, mask)
@@ -30,5 +32,5 @@ for name in ["perplexity", "learned", "projected"]:
     generated = model.generate(input_ids=ids[:1], attention_mask=mask[:1], max_new_tokens=len(want["generated"]), do_sample=False)[0, ids.shape[1]:].tolist()
     ok = d_logits < 1e-4 and d_routing < 1e-6 and generated == want["generated"]
     failed |= not ok
-    print(f"{name:10s} max|Δlogits| {d_logits:.2e}  max|Δrouting| {d_routing:.2e}  generate {generated} vs engine {want['generated']}  {'ok' if ok else 'MISMATCH'}")
+    print(f"{name:24s} max|Δlogits| {d_logits:.2e}  max|Δrouting| {d_routing:.2e}  generate {generated} vs engine {want['generated']}  {'ok' if ok else 'MISMATCH'}")
 sys.exit(1 if failed else 0)
