@@ -14,6 +14,7 @@ import {
   isDtype,
   torchDtypeToDtype,
 } from '../core/dtypes.js';
+import { bf16Transposed } from '../core/model/weights.js';
 import { SafetensorsReader } from '../core/safetensors/reader.js';
 import { golden } from './helpers/paths.js';
 
@@ -213,4 +214,15 @@ test('the BF16 golden is llama-tiny F32 rounded to nearest even, bit for bit', a
     checked += h.numel;
   }
   t.true(checked > 50_000);
+});
+
+test('bf16Transposed: the fused BF16 widen + transpose equals decode then transpose, on shapes that do not divide the tile', (t) => {
+  for (const [rows, cols] of [[1, 1], [33, 70], [64, 32], [5, 129]] as const) {
+    const raw = new Uint16Array(rows * cols).map((_, i) => (i * 2654435761) >>> 16);
+    const wide = decodeToFloat32('BF16', new Uint8Array(raw.buffer));
+    const out = bf16Transposed(new Uint8Array(raw.buffer), rows, cols);
+    let same = true;
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (!Object.is(out[c * rows + r], wide[r * cols + c])) same = false;
+    t.true(same, `${rows}×${cols}`);
+  }
 });

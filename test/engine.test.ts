@@ -3,7 +3,9 @@
 import test from 'ava';
 import { tf } from '../core/backend.js';
 import { CausalLM } from '../core/model/causal-lm.js';
-import { GOLDEN_MODELS, golden } from './helpers/paths.js';
+import path from 'node:path';
+import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
+import { GOLDEN_MODELS, golden, tempDir } from './helpers/paths.js';
 import { goldenExpected, maxAbsDiff } from './helpers/tiny-models.js';
 
 const TOL = 1e-4;
@@ -83,4 +85,37 @@ test.serial('a streamed limit smaller than one layer is refused with out_of_memo
   const err = await t.throwsAsync(CausalLM.load(golden('llama-tiny'), { mode: 'streamed', maxResidentBytes: 1000 }));
   t.is((err as { code?: string }).code, 'out_of_memory');
   t.regex(err!.message, /max-resident-bytes 1000/);
+});
+
+test.serial('skipLogits: the same hidden states and router inputs, no logits, and streamed mode never loads the head', async (t) => {
+  const folder = golden('llama-tiny-bf16');
+  const { inputIds, expected } = await goldenExpected(golden('llama-tiny'));
+  t.teardown(() => expected.close());
+  const full = await CausalLM.load(folder, { mode: 'resident' });
+  t.teardown(() => full.dispose());
+  const want = await full.forward(inputIds, { outputHiddenStates: true, outputRouterInputs: true });
+  const streamed = await CausalLM.load(folder, { mode: 'streamed' });
+  t.teardown(() => streamed.dispose());
+  const before = tf.memory().numTensors;
+  const got = await streamed.forward(inputIds, { outputHiddenStates: true, outputRouterInputs: true, skipLogits: true });
+  t.is(tf.memory().numTensors, before, 'every intermediate tensor disposed');
+  t.is(got.logits.length, 0);
+  const L = full.config.numLayers;
+  t.is(got.hiddenStates!.length, L, 'the inputs of the L layers, no final norm');
+  for (let k = 0; k < L; k++) t.deepEqual(got.hiddenStates![k], want.hiddenStates![k], `hidden_states.${k}`);
+  for (let l = 0; l < L; l++) t.deepEqual(got.routerInputs!.get(l), want.routerInputs!.get(l), `router input ${l}`);
+});
+
+test.serial('skipLogits in streamed mode never loads the head (a model whose head is its largest weight)', async (t) => {
+  const { dir, cleanup } = await tempDir('moeforge-skip-logits-');
+  t.teardown(cleanup);
+  const folder = path.join(dir, 'wide-vocab');
+  await writeSyntheticModel(folder, { hiddenSize: 32, intermediateSize: 64, numLayers: 2, vocabSize: 4096, numHeads: 4, numKvHeads: 2, seed: 3 });
+  const model = await CausalLM.load(folder, { mode: 'streamed' });
+  t.teardown(() => model.dispose());
+  await model.forward([[1, 2, 3, 4]], { outputRouterInputs: true, skipLogits: true });
+  const headBytes = 4 * (4096 * 32 + 32); // lm_head + final norm
+  t.true(model.weightBytes.peak < headBytes, `peak ${model.weightBytes.peak} vs head ${headBytes}`);
+  await model.forward([[1, 2, 3, 4]]);
+  t.true(model.weightBytes.peak >= headBytes, 'a full pass does load it');
 });

@@ -61,7 +61,7 @@ export class EngineHiddenStates implements PromptHiddenStates {
       const T = Math.max(...batch.map((x) => x.ids.length));
       const ids = batch.map((x) => [...new Array<number>(T - x.ids.length).fill(0), ...x.ids]);
       const mask = batch.map((x) => [...new Array<number>(T - x.ids.length).fill(0), ...new Array<number>(x.ids.length).fill(1)]);
-      const out = await model.forward(ids, { attentionMask: mask, outputHiddenStates: true, outputRouterInputs: true });
+      const out = await model.forward(ids, { attentionMask: mask, outputHiddenStates: true, outputRouterInputs: true, skipLogits: true });
       this.forwardPasses++;
       const L = model.config.numLayers;
       batch.forEach((x, b) => {

@@ -27,6 +27,13 @@ export interface ForwardOptions {
   outputRouterLogits?: boolean;
   /** [B, T]; default: 0..T-1, or with a mask the count of real tokens before each one (as generate() does). */
   positionIds?: number[][];
+  /**
+   * Stop after the last decoder layer: no final norm, no LM head (`logits` is empty and
+   * `hiddenStates` has L entries, the inputs of the layers). For callers that read only
+   * hidden states or router inputs (the builder's gates): in streamed mode the head is
+   * then never loaded, which is the largest single weight of most models.
+   */
+  skipLogits?: boolean;
 }
 
 export interface ForwardResult {
@@ -60,6 +67,7 @@ interface RunOptions {
   keyMask?: number[][]; // [B, S] over past + new keys
   cache?: KvCache;
   lastOnly?: boolean;
+  skipLogits?: boolean;
   hiddenStates?: Float32Array[];
   routerInputs?: Map<number, Float32Array>;
   routerLogits?: Map<number, Float32Array>;
@@ -225,6 +233,10 @@ export class CausalLM {
       for (const m of masks.values()) m.dispose();
     }
     if (o.cache) o.cache.length = past + seqLen;
+    if (o.skipLogits) {
+      h.dispose();
+      return new Float32Array(0);
+    }
 
     // 3. final norm and LM head
     const head = streamed ? await this.loader.loadHead() : this.resident!.head;
@@ -273,6 +285,7 @@ export class CausalLM {
     if (options.outputRouterInputs) result.routerInputs = new Map();
     if (options.outputRouterLogits) result.routerLogits = new Map();
     const run: RunOptions = { positions };
+    if (options.skipLogits) run.skipLogits = true;
     if (mask) run.keyMask = mask;
     if (result.hiddenStates) run.hiddenStates = result.hiddenStates;
     if (result.routerInputs) run.routerInputs = result.routerInputs;
