@@ -52,9 +52,16 @@ export function register(program: Command): void {
         }
         const m = await openModelFolder(folder, opts);
         try {
-          // route() is what generate() routes on (the prompt), deterministic: the same choice, reported.
-          if (m.kind === 'hetero') process.stderr.write(`routed to ${formatRouting(m.model.names, await m.model.route(ids))}\n`);
-          const out = await m.model.generate(ids, { maxNewTokens, temperature, topP, seed, stopTokens: tokenizer.eosTokenIds });
+          const options = { maxNewTokens, temperature, topP, seed, stopTokens: tokenizer.eosTokenIds };
+          let out: number[];
+          if (m.kind === 'hetero') {
+            // Routed once on the prompt: reported, then generated with those weights.
+            const w = await m.model.route(ids);
+            process.stderr.write(`routed to ${formatRouting(m.model.names, w)}\n`);
+            out = await m.model.generate(ids, options, w);
+          } else {
+            out = await m.model.generate(ids, options);
+          }
           process.stdout.write(`${tokenizer.decode(out, { skipSpecialTokens: true })}\n`);
         } finally {
           m.model.dispose();

@@ -5,7 +5,6 @@
 // that routing.
 import type { Command } from 'commander';
 import { MoeforgeError } from '../../core/errors.js';
-import type { HeteroMoE } from '../../core/hetero/model.js';
 import { Tokenizer } from '../../core/tokenizer/tokenizer.js';
 import { formatRouting, openModelFolder, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
@@ -15,15 +14,6 @@ export interface ScoreResult {
   perplexity: number;
   /** Heterogeneous MoE only: every expert's weight for this text (0 = not used). */
   routing?: { expert: string; weight: number }[];
-}
-
-/** HeteroMoE.tokenLogprobs, from one forward that also gives the routing weights. */
-async function heteroLogprobs(model: HeteroMoE, ids: number[]): Promise<{ logprobs: number[]; weights: number[] }> {
-  const { logits, routingWeights } = await model.forward([ids]);
-  const v = model.config.vocabSize;
-  const logprobs: number[] = [];
-  for (let t = 1; t < ids.length; t++) logprobs.push(logits[(t - 1) * v + ids[t]!]!);
-  return { logprobs, weights: routingWeights[0]! };
 }
 
 export function register(program: Command): void {
@@ -47,7 +37,7 @@ export function register(program: Command): void {
       let routing: ScoreResult['routing'];
       try {
         if (m.kind === 'hetero') {
-          const r = await heteroLogprobs(m.model, ids);
+          const r = await m.model.routedTokenLogprobs(ids);
           logprobs = r.logprobs;
           routing = r.weights.map((weight, e) => ({ expert: m.model.names[e]!, weight }));
         } else {

@@ -146,11 +146,16 @@ export class HeteroMoE {
 
   /** log P(ids[t] | ids[<t]) for t = 1..n-1 under the mixture routed on the whole of ids. */
   async tokenLogprobs(ids: number[]): Promise<number[]> {
-    const { logits } = await this.forward([ids]);
+    return (await this.routedTokenLogprobs(ids)).logprobs;
+  }
+
+  /** tokenLogprobs and the routing weights [E] the whole of ids was mixed with (`moeforge score` reports both). */
+  async routedTokenLogprobs(ids: number[]): Promise<{ logprobs: number[]; weights: number[] }> {
+    const { logits, routingWeights } = await this.forward([ids]);
     const v = this.config.vocabSize;
-    const out: number[] = [];
-    for (let t = 1; t < ids.length; t++) out.push(logits[(t - 1) * v + ids[t]!]!);
-    return out;
+    const logprobs: number[] = [];
+    for (let t = 1; t < ids.length; t++) logprobs.push(logits[(t - 1) * v + ids[t]!]!);
+    return { logprobs, weights: routingWeights[0]! };
   }
 
   /**
@@ -184,11 +189,12 @@ export class HeteroMoE {
    * chosen experts over the whole sequence (the experts' KV caches are private to
    * CausalLM; fine for the model sizes this form is for), as the remote code does.
    */
-  async generate(prompt: number[], options: GenerateOptions): Promise<number[]> {
+  async generate(prompt: number[], options: GenerateOptions, routingWeights?: number[]): Promise<number[]> {
     this.check([prompt]);
     const rng = new Rng(options.seed ?? 0).derive('generate');
     const stop = new Set(options.stopTokens ?? []);
-    const w = await this.route(prompt);
+    // A caller that already routed the prompt (to report it) passes the weights instead of routing twice.
+    const w = routingWeights ?? (await this.route(prompt));
     this.count(w);
     const v = this.config.vocabSize;
     const out: number[] = [];
