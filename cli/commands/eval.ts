@@ -15,8 +15,7 @@ import { loadSuite } from '../../benchmarks/eval/suite.js';
 import { renderTable } from '../../benchmarks/eval/table.js';
 import { isRemoteModelRef, remoteModel } from '../../benchmarks/eval/remote/open.js';
 import { createContainer, fetchModel } from '../../index.js';
-import { loadModelFromOptions, withModelOptions, type ModelCliOptions } from './forward.js';
-import { loadOptionsFromCli } from '../model-folder.js';
+import { loadModelFromOptions, loadOptionsFromCli, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
 interface EvalCliOptions extends ModelCliOptions {
   suite: string;

@@ -5,7 +5,7 @@
 // A heterogeneous MoE (issue 9) writes `logits` (its mixture log-probabilities, as
 // modeling_moeforge_hetero.py returns them) and `routing_weights` [B, E] instead of
 // hidden states and router logits: its experts differ in width and it routes per
-// sequence, so neither exists. Also re-exports the model options the commands share.
+// sequence, so neither exists.
 import type { Command } from 'commander';
 import { encodeFloat32 } from '../../core/dtypes.js';
 import { MoeforgeError } from '../../core/errors.js';
@@ -15,8 +15,6 @@ import { SafetensorsReader } from '../../core/safetensors/reader.js';
 import { writeSafetensors } from '../../core/safetensors/writer.js';
 import { formatRouting, openModelFolder, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
-// Shared with generate, score, serve, eval and routes (which import them from here).
-export { loadModelFromOptions, loadOptionsFromCli, parseBytes, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
 /** `1,2,3` (one row) or `1,2,3;4,5,6` (rows of equal length). */
 function parseIdList(text: string): number[][] {

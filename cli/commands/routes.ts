@@ -12,7 +12,7 @@ import { routesHeatmapSvg } from '../../routers/diagnostics/heatmap-svg.js';
 import { readPromptGroups } from '../../routers/diagnostics/prompts-file.js';
 import { computeRoutes } from '../../routers/diagnostics/routing-stats.js';
 import { formatRoutesTable } from '../../routers/diagnostics/table.js';
-import { loadModelFromOptions, withModelOptions, type ModelCliOptions } from './forward.js';
+import { loadModelFromOptions, withModelOptions, type ModelCliOptions } from '../model-folder.js';
 
 interface RoutesCliOptions extends ModelCliOptions {
   prompts: string;
