@@ -5,11 +5,11 @@
 // held-out sequences stratified per expert, early stopping, best weights kept.
 // Features are used raw, not standardised: the exported router applies W directly to
 // the features the model computes at inference.
-import { initBackend, tf } from '../../../core/backend.js';
+import { initBackend } from '../../../core/backend.js';
 import { MoeforgeError } from '../../../core/errors.js';
 import type { SequenceRouterData, TrainedSequenceRouter } from '../../../core/plugins.js';
 import type { Rng } from '../../../core/rng.js';
-import { holdoutSequences, meanVectorInit, trainLabelGate, type LabelData, type LabelTrainResult } from '../label-trainer.js';
+import { holdoutSequences, meanVectorInit, trainLabelGate, type LabelData } from '../label-trainer.js';
 import { parseHeteroGateOptions } from './options.js';
 
 function checkData(data: SequenceRouterData): void {
@@ -42,12 +42,7 @@ export async function trainSequenceRouter(data: SequenceRouterData, options: Rec
     const all = Array.from({ length: n }, (_, i) => i);
     return { weight: meanVectorInit(label, 1, data.dim, all), report: [`sequence router: one expert, every sequence routed to it (${n} sequences)`] };
   }
-  // Under tidy: trainLabelGate leaves a few tensors behind (its one-hot labels, the variable's initial value).
-  let r: LabelTrainResult | undefined;
-  tf.tidy(() => {
-    r = trainLabelGate(label, data.numExperts, data.dim, undefined, { ...o, expertsPerToken: data.topK }, rng);
-  });
-  if (!r) throw new Error('unreachable');
+  const r = trainLabelGate(label, data.numExperts, data.dim, undefined, { ...o, expertsPerToken: data.topK }, rng);
   // trainLabelGate draws its split with holdoutSequences from the same rng: recomputed for the count.
   const held = holdoutSequences(data.labels, sequences, o.holdout, rng).size;
   const line =
