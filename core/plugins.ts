@@ -322,7 +322,7 @@ export interface HeteroBuildResult {
 
 /** Writes a heterogeneous MoE (export/formats/hetero), so core's buildMoe builds one without importing export/. */
 export interface HeteroBuilder {
-  build(container: DependencyContainer, plan: HeteroBuildPlan, out: string, options: { overwrite?: boolean; shardSizeBytes?: number; seed?: number }): Promise<HeteroBuildResult>;
+  build(container: DependencyContainer, plan: HeteroBuildPlan, out: string, options: { overwrite?: boolean; shardSizeBytes?: number; seed?: number; dtype?: 'F32' | 'F16' | 'BF16' | null }): Promise<HeteroBuildResult>;
 }
 
 // ---------------------------------------------------------------------------

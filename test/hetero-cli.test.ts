@@ -6,6 +6,8 @@ import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { charTokenizerFiles } from '../benchmarks/synthetic/char-tokenizer.js';
 import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
+import { Checkpoint } from '../core/checkpoint/checkpoint.js';
+import { encodeFloat32 } from '../core/dtypes.js';
 import { loadHeteroRepo } from '../core/hetero/load.js';
 import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
 import { runCli } from './helpers/cli.js';
@@ -118,4 +120,37 @@ test('inspect flags a repo whose expert config disagrees with its tensors (exit 
   t.deepEqual(s.experts[0]!.summary.problems, []);
   const bad = s.experts[1]!.summary.problems;
   t.true(bad.length > 0 && bad.every((p) => p.kind === 'shape' && p.tensor.startsWith('experts.1.model.layers.')), JSON.stringify(bad));
+});
+
+test('dtype: --dtype bfloat16 converts every floating-point tensor (round-to-nearest-even), says so in the dry-run, and the engine runs it', async (t) => {
+  const file = await recipe('bf16', [m.llama, m.narrow], 'random');
+  const dry = await runCli(['build', file, '--dry-run', '--dtype', 'bfloat16']);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout, /\nweights: .* converted to bfloat16 \(floating-point tensors of another dtype\), under experts\.\{i\}\./);
+  const f32 = path.join(dir, 'dtype-f32');
+  const bf16 = path.join(dir, 'dtype-bf16');
+  t.is((await runCli(['build', file, '--out', f32, '--quiet'])).code, 0);
+  const r = await runCli(['build', file, '--out', bf16, '--quiet', '--dtype', 'bfloat16']);
+  t.is(r.code, 0, r.stderr);
+  const config = JSON.parse(await readFile(path.join(bf16, 'config.json'), 'utf8')) as Record<string, unknown>;
+  t.is(config['torch_dtype'], 'bfloat16');
+  const a = await Checkpoint.open(f32);
+  const b = await Checkpoint.open(bf16);
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  t.deepEqual(b.names(), a.names());
+  t.true(b.names().every((n) => b.header(n).dtype === 'BF16'));
+  // Each value is its float32 rounded to bfloat16.
+  const name = 'experts.1.model.layers.0.mlp.down_proj.weight';
+  const want = encodeFloat32('BF16', await a.readFloat32(name));
+  t.deepEqual(await b.readRaw(name), want);
+  const moe = await loadHeteroRepo(bf16);
+  t.teardown(() => moe.dispose());
+  const ll = await moe.logLikelihood([1, 40, 41, 42], [43, 44]);
+  t.true(Number.isFinite(ll.logprob));
+  const bad = await runCli(['build', file, '--dry-run', '--dtype', 'float8']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--dtype: unknown dtype "float8"; expected float32, float16 or bfloat16/);
 });

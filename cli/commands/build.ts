@@ -13,7 +13,7 @@ import { formatBytes } from '../../core/inspect.js';
 import { hubEnv } from '../../core/hub/env.js';
 import { isHubRepoId } from '../../core/hub/model-ref.js';
 import { createContainer } from '../../index.js';
-import { detectHeteroRecipe, formatHeteroPlan } from '../../core/build/hetero.js';
+import { detectHeteroRecipe, formatHeteroPlan, heteroDtype } from '../../core/build/hetero.js';
 import { runPush } from './push.js';
 
 export interface BuildCommandOptions {
@@ -73,7 +73,8 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
     maxResidentBytes: opts.maxMemory ? parseByteSize(opts.maxMemory) : undefined,
   };
   if (opts.dryRun) {
-    process.stdout.write(hetero ? formatHeteroPlan(hetero) : formatPlan(await planFromRecipe(c, recipe, planOptions)));
+    const heteroPlan = hetero && opts.dtype !== undefined ? { ...hetero, dtype: heteroDtype(opts.dtype, '--dtype') } : hetero;
+    process.stdout.write(heteroPlan ? formatHeteroPlan(heteroPlan) : formatPlan(await planFromRecipe(c, recipe, planOptions)));
     return;
   }
   const showBar = !opts.quiet && process.stderr.isTTY === true;

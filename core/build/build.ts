@@ -10,7 +10,7 @@ import { TOKENS, type GateStrategy, type HeteroBuildResult, type HeteroBuilder, 
 import { fetchModel } from '../sources.js';
 import { parseMoeRecipe, type MoeRecipe } from '../recipe/moe-recipe.js';
 import { executeBuild, type BuildResult, type ExecuteOptions } from './executor.js';
-import { detectHeteroRecipe, type HeteroBuildPlan } from './hetero.js';
+import { detectHeteroRecipe, heteroDtype, type HeteroBuildPlan } from './hetero.js';
 import { describeInputs, type BuildInputs } from './inputs.js';
 import { planBuild, type BuildPlan, type PlanOptions } from './plan.js';
 
@@ -110,7 +110,7 @@ function heteroShardSize(v: string | number | undefined): number | undefined {
 }
 
 /** Writes a heterogeneous MoE through the registered HeteroBuilder (export/formats/hetero). */
-export async function buildHeteroMoe(container: DependencyContainer, plan: HeteroBuildPlan, out: string, options: Pick<BuildOptions, 'overwrite' | 'shardSize' | 'seed'> = {}): Promise<HeteroBuildResult> {
+export async function buildHeteroMoe(container: DependencyContainer, plan: HeteroBuildPlan, out: string, options: Pick<BuildOptions, 'overwrite' | 'shardSize' | 'seed' | 'dtype'> = {}): Promise<HeteroBuildResult> {
   if (!container.isRegistered(TOKENS.HeteroBuilder, true)) {
     throw new MoeforgeError('invalid_argument', 'this recipe needs the heterogeneous builder: use a container from createContainer() (index.ts), which registers it', { path: 'experts' });
   }
@@ -119,6 +119,7 @@ export async function buildHeteroMoe(container: DependencyContainer, plan: Heter
     overwrite: options.overwrite ?? false,
     ...(shardSizeBytes !== undefined ? { shardSizeBytes } : {}),
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
+    dtype: options.dtype !== undefined ? heteroDtype(options.dtype, '--dtype') : plan.dtype,
   });
 }
 

@@ -12,6 +12,7 @@ import type { DependencyContainer } from 'tsyringe';
 import { normalizeConfig } from '../config/normalize.js';
 import type { NormalizedConfig } from '../config/types.js';
 import { MoeforgeError, isMoeforgeError } from '../errors.js';
+import { dtypeToTorchDtype, torchDtypeToDtype } from '../dtypes.js';
 import { formatBytes } from '../inspect.js';
 import { checkSharedTokenizer } from '../hetero/tokenizer-check.js';
 import type { HeteroForm } from '../hetero/config.js';
@@ -39,6 +40,8 @@ export interface HeteroBuildPlan {
   reasons: string[];
   form: HeteroForm;
   router: { kind: SequenceRouterKind; topK: number; temperature: number };
+  /** Output dtype of the floating-point tensors (recipe `dtype` or --dtype); null: each as stored. */
+  dtype: 'F32' | 'F16' | 'BF16' | null;
   /** How the gate mode was read (printed by the dry-run). */
   routerNote: string;
 }
@@ -110,7 +113,15 @@ export async function detectHeteroRecipe(container: DependencyContainer, recipe:
   if (recipe.gateMode === 'learned' && container.isRegistered(TOKENS.HeteroTrainer, true)) {
     container.resolve<HeteroTrainer>(TOKENS.HeteroTrainer).checkOptions(recipe.gateOptions ?? {});
   }
-  return { recipe, base, experts, reasons, form, router: { kind, topK, temperature: 1 }, routerNote };
+  return { recipe, base, experts, reasons, form, router: { kind, topK, temperature: 1 }, routerNote, dtype: heteroDtype(recipe.dtype, 'dtype') };
+}
+
+/** A dtype name (recipe `dtype`, --dtype) as a float dtype; null keeps each expert's tensors as stored. */
+export function heteroDtype(name: string | null | undefined, field: string): 'F32' | 'F16' | 'BF16' | null {
+  if (name === null || name === undefined) return null;
+  const d = torchDtypeToDtype(name);
+  if (!d) throw new MoeforgeError('invalid_argument', `unknown dtype "${name}"; expected float32, float16 or bfloat16`, { path: field });
+  return d;
 }
 
 function chooseRouter(recipe: MoeRecipe): { form: HeteroForm; kind: SequenceRouterKind; routerNote: string } {
@@ -161,11 +172,15 @@ export function formatHeteroPlan(plan: HeteroBuildPlan): string {
     `router: ${plan.router.kind}, top ${plan.router.topK} per sequence (${plan.routerNote})`,
     `tokenizer: from ${plan.base.ref}, checked identical across the models (vocab_size ${plan.base.config.vocabSize})`,
     plan.form === 'projected'
-      ? `weights: the experts' layers and final norms copied as stored under experts.{i}.; shared.* and proj_*.{i} written as float32`
-      : `weights: ${formatBytes(plan.experts.reduce((s, m) => s + m.weightBytes, 0))} copied as stored, under experts.{i}., in 16 MiB chunks`,
+      ? `weights: the experts' layers and final norms ${storedAs(plan)} under experts.{i}.; shared.* and proj_*.{i} written as ${plan.dtype ? dtypeToTorchDtype(plan.dtype) : 'float32'}`
+      : `weights: ${formatBytes(plan.experts.reduce((s, m) => s + m.weightBytes, 0))} ${storedAs(plan)}, under experts.{i}., in 16 MiB chunks`,
     peakMemoryLine(plan),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function storedAs(plan: HeteroBuildPlan): string {
+  return plan.dtype ? `converted to ${dtypeToTorchDtype(plan.dtype)} (floating-point tensors of another dtype)` : 'copied as stored';
 }
 
 function peakMemoryLine(plan: HeteroBuildPlan): string {

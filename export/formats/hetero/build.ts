@@ -17,6 +17,8 @@ export interface HeteroBuildOptions {
   load?: LoadOptions;
   /** Seeds the router training (default: the recipe's seed, else 0). */
   seed?: number;
+  /** Output dtype of the floating-point tensors; null/absent: as stored. */
+  dtype?: 'F32' | 'F16' | 'BF16' | null;
 }
 
 /** Expert display names: the last path component of each reference, made unique. */
@@ -42,6 +44,7 @@ export async function buildHetero(container: DependencyContainer, plan: HeteroBu
     overwrite: options.overwrite ?? false,
     recipeYaml,
     ...(projected ? { projected } : {}),
+    ...(options.dtype ? { dtype: options.dtype } : {}),
     report,
   });
 }

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Checkpoint } from '../../../core/checkpoint/checkpoint.js';
 import { CheckpointWriter } from '../../../core/checkpoint/writer.js';
-import { dtypeToTorchDtype } from '../../../core/dtypes.js';
+import { dtypeToTorchDtype, encodeFloat32 } from '../../../core/dtypes.js';
 import { MoeforgeError, fsError } from '../../../core/errors.js';
 import { getArchitecture, tensorName } from '../../../core/architectures/index.js';
 import { normalizeConfig } from '../../../core/config/normalize.js';
@@ -61,7 +61,12 @@ export interface HeteroExportOptions {
   projected?: ProjectedWeights;
   /** Lines about how the router was fitted, for the model card. */
   report?: string[];
+  /** Output dtype of every floating-point tensor (round-to-nearest-even); absent: each tensor as stored, computed ones float32. */
+  dtype?: FloatDtype;
 }
+
+type FloatDtype = 'F32' | 'F16' | 'BF16';
+const FLOAT_DTYPES = new Set<string>(['F32', 'F16', 'BF16']);
 
 /** A float32 tensor computed by the build (centroids, router, the projected form's shared weights). */
 interface ComputedTensor {
@@ -120,6 +125,12 @@ async function* rawChunks(cp: Checkpoint, name: string, bytes: number): AsyncIte
   for (let b = 0; b < bytes; b += CHUNK_BYTES) yield cp.readRawRange(name, b, Math.min(bytes, b + CHUNK_BYTES));
 }
 
+/** A stored tensor re-encoded as `dtype`, 4M elements at a time. */
+async function* convertedChunks(cp: Checkpoint, name: string, numel: number, dtype: FloatDtype): AsyncIterable<Uint8Array> {
+  const step = CHUNK_BYTES / 4;
+  for (let e = 0; e < numel; e += step) yield encodeFloat32(dtype, await cp.readFloat32Range(name, e, Math.min(numel, e + step)));
+}
+
 export async function writeHeteroRepo(out: string, o: HeteroExportOptions): Promise<HeteroExportResult> {
   const templates = templatesDir();
   const cps: Checkpoint[] = [];
@@ -128,19 +139,21 @@ export async function writeHeteroRepo(out: string, o: HeteroExportOptions): Prom
     const specs = cps.flatMap((cp, i) =>
       cp.names().filter((name) => keepsTensor(o, cp.rawConfig, o.experts[i]!.folder, name)).map((name) => {
         const h = cp.header(name);
-        return { name: expertPrefix(i) + name, dtype: h.dtype, shape: [...h.shape], cp, source: name, bytes: h.end - h.begin };
+        const convert = o.dtype !== undefined && FLOAT_DTYPES.has(h.dtype) && h.dtype !== o.dtype;
+        return { name: expertPrefix(i) + name, dtype: convert ? o.dtype! : h.dtype, shape: [...h.shape], cp, source: name, bytes: h.end - h.begin, numel: h.numel, convert };
       }),
     );
     const computed = computedTensors(o, cps.map((cp) => normalizeConfig(cp.rawConfig, cp.folder).hiddenSize));
-    const computedSpecs = computed.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape }));
+    const computedDtype: FloatDtype = o.dtype ?? 'F32';
+    const computedSpecs = computed.map((t) => ({ name: t.name, dtype: computedDtype, shape: t.shape }));
     const writer = await CheckpointWriter.create(out, [...specs.map(({ name, dtype, shape }) => ({ name, dtype, shape })), ...computedSpecs], {
       shardSizeBytes: o.shardSizeBytes ?? 5_000_000_000,
       overwrite: o.overwrite ?? false,
       metadata: { format: 'pt' },
     });
     try {
-      for (const s of specs) await writer.writeTensor(s.name, rawChunks(s.cp, s.source, s.bytes));
-      for (const t of computed) await writer.writeTensor(t.name, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      for (const s of specs) await writer.writeTensor(s.name, s.convert ? convertedChunks(s.cp, s.source, s.numel, s.dtype as FloatDtype) : rawChunks(s.cp, s.source, s.bytes));
+      for (const t of computed) await writer.writeTensor(t.name, encodeFloat32(computedDtype, t.data));
       const tmp = writer.tempFolder;
       const dtypes = new Set(specs.map((s) => s.dtype));
       const config = heteroConfigJson({
@@ -151,7 +164,7 @@ export async function writeHeteroRepo(out: string, o: HeteroExportOptions): Prom
         temperature: o.router.temperature,
         // Mixed expert dtypes: float32 is what transformers would cast to without loss.
         ...(o.projected ? { form: 'projected' as const, sharedHiddenSize: o.projected.sharedHiddenSize } : {}),
-        torchDtype: !o.projected && dtypes.size === 1 && ['F32', 'F16', 'BF16'].includes([...dtypes][0]!) ? dtypeToTorchDtype([...dtypes][0] as 'F32' | 'F16' | 'BF16') : 'float32',
+        torchDtype: o.dtype ? dtypeToTorchDtype(o.dtype) : !o.projected && dtypes.size === 1 && ['F32', 'F16', 'BF16'].includes([...dtypes][0]!) ? dtypeToTorchDtype([...dtypes][0] as 'F32' | 'F16' | 'BF16') : 'float32',
         moeforge: { version: VERSION, sources: o.experts.map((e) => e.ref) },
       });
       await write(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
