@@ -112,7 +112,7 @@ export async function runBuild(recipeFile: string, opts: BuildCommandOptions): P
 export function register(program: Command): void {
   program
     .command('build')
-    .description('build a mixture of experts from a mergekit-moe (or moeforge) recipe')
+    .description('build a mixture of experts from a mergekit-moe (or moeforge) recipe; experts of other architectures or sizes give a heterogeneous MoE (trust_remote_code repo)')
     .argument('<recipe>', 'recipe YAML file')
     .option('--out <folder>', 'output folder (written atomically: nothing appears unless the build completes)')
     .option('--dry-run', 'print the plan (format, tensors, bytes, shards, gate computation, peak memory) and write nothing')
