@@ -5,11 +5,10 @@ import test from 'ava';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { charTokenizerFiles } from '../benchmarks/synthetic/char-tokenizer.js';
-import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
 import { Checkpoint } from '../core/checkpoint/checkpoint.js';
 import { encodeFloat32 } from '../core/dtypes.js';
 import { loadHeteroRepo } from '../core/hetero/load.js';
-import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
+import { goldenCopy, narrowQwen2 } from './helpers/build-fixtures.js';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/paths.js';
 
@@ -21,9 +20,7 @@ test.before(async () => {
   ({ dir, cleanup } = await tempDir('moeforge-hetero-cli-'));
   m.llama = await goldenCopy(dir, 'llama-tiny', 'llama');
   m.qwen2 = await goldenCopy(dir, 'qwen2-tiny', 'qwen2');
-  m.narrow = path.join(dir, 'narrow');
-  await writeSyntheticModel(m.narrow, { family: 'qwen2', hiddenSize: 32, intermediateSize: 48, numLayers: 2, vocabSize: 128, numHeads: 4, numKvHeads: 2, seed: 7, scale: 0.2 });
-  await addCharTokenizer(m.narrow);
+  m.narrow = await narrowQwen2(dir);
 });
 test.after.always(() => cleanup());
 

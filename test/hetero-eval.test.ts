@@ -5,13 +5,12 @@ import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CausalLMScorer, type Scorer } from '../benchmarks/eval/scorer.js';
-import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
 import { loadHeteroExperts } from '../core/hetero/load.js';
 import { HeteroScorer, loadHeteroScorer } from '../core/hetero/scorer.js';
 import { CausalLM } from '../core/model/causal-lm.js';
 import { Tokenizer } from '../core/tokenizer/tokenizer.js';
 import { writeHeteroRepo } from '../export/formats/hetero/write.js';
-import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
+import { goldenCopy, narrowQwen2 } from './helpers/build-fixtures.js';
 import { runCli } from './helpers/cli.js';
 import { REPO_ROOT, tempDir } from './helpers/paths.js';
 
@@ -23,9 +22,7 @@ let narrow = '';
 test.before(async () => {
   ({ dir, cleanup } = await tempDir('moeforge-hetero-eval-'));
   llama = await goldenCopy(dir, 'llama-tiny', 'llama');
-  narrow = path.join(dir, 'narrow');
-  await writeSyntheticModel(narrow, { family: 'qwen2', hiddenSize: 32, intermediateSize: 48, numLayers: 2, vocabSize: 128, numHeads: 4, numKvHeads: 2, seed: 7, scale: 0.2 });
-  await addCharTokenizer(narrow);
+  narrow = await narrowQwen2(dir);
 });
 test.after.always(() => cleanup());
 

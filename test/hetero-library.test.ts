@@ -7,11 +7,10 @@ import test from 'ava';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { container as rootContainer } from 'tsyringe';
-import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
 import { registerExpertSources } from '../experts/sources/register.js';
 import { loadHeteroExperts } from '../core/hetero/load.js';
 import { MoeforgeError, SafetensorsReader, buildMoe, createContainer, isHeteroFolder, loadHeteroRepo, parseRecipeText } from '../index.js';
-import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
+import { goldenCopy, narrowQwen2 } from './helpers/build-fixtures.js';
 import { tempDir } from './helpers/paths.js';
 
 let dir = '';
@@ -21,9 +20,7 @@ const m = { llama: '', narrow: '' };
 test.before(async () => {
   ({ dir, cleanup } = await tempDir('moeforge-hetero-lib-'));
   m.llama = await goldenCopy(dir, 'llama-tiny', 'llama');
-  m.narrow = path.join(dir, 'narrow');
-  await writeSyntheticModel(m.narrow, { family: 'qwen2', hiddenSize: 32, intermediateSize: 48, numLayers: 2, vocabSize: 128, numHeads: 4, numKvHeads: 2, seed: 7, scale: 0.2 });
-  await addCharTokenizer(m.narrow);
+  m.narrow = await narrowQwen2(dir);
 });
 test.after.always(() => cleanup());
 

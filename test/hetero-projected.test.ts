@@ -4,7 +4,6 @@
 import test from 'ava';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
 import { Checkpoint } from '../core/checkpoint/checkpoint.js';
 import { MoeforgeError } from '../core/errors.js';
 import { loadHeteroExperts, loadHeteroRepo } from '../core/hetero/load.js';
@@ -16,7 +15,7 @@ import type { ProjectedWeights } from '../core/plugins.js';
 import { Rng } from '../core/rng.js';
 import { writeSafetensors } from '../core/safetensors/writer.js';
 import { writeHeteroRepo } from '../export/formats/hetero/write.js';
-import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
+import { goldenCopy, narrowQwen2 } from './helpers/build-fixtures.js';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/paths.js';
 
@@ -61,9 +60,7 @@ function projectedWeights(seed: number): ProjectedWeights {
 test.before(async () => {
   ({ dir, cleanup } = await tempDir('moeforge-hetero-proj-'));
   m.llama = await goldenCopy(dir, 'llama-tiny', 'llama');
-  m.narrow = path.join(dir, 'narrow');
-  await writeSyntheticModel(m.narrow, { family: 'qwen2', hiddenSize: 32, intermediateSize: 48, numLayers: 2, vocabSize: V, numHeads: 4, numKvHeads: 2, seed: 7, scale: 0.2 });
-  await addCharTokenizer(m.narrow);
+  m.narrow = await narrowQwen2(dir);
 });
 test.after.always(() => cleanup());
 

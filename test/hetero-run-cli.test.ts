@@ -5,14 +5,13 @@
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
 import { loadHeteroRepo } from '../core/hetero/load.js';
 import type { HeteroMoE } from '../core/hetero/model.js';
 import { SafetensorsReader } from '../core/safetensors/reader.js';
 import { ServeEngine } from '../core/serve/engine.js';
 import { startServer } from '../core/serve/server.js';
 import { Tokenizer } from '../core/tokenizer/tokenizer.js';
-import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
+import { goldenCopy, narrowQwen2 } from './helpers/build-fixtures.js';
 import { runCli, spawnServe } from './helpers/cli.js';
 import { tempDir } from './helpers/paths.js';
 
@@ -26,9 +25,7 @@ test.before(async () => {
   ({ dir, cleanup } = await tempDir('moeforge-hetero-run-'));
   const llama = await goldenCopy(dir, 'llama-tiny', 'llama');
   const qwen2 = await goldenCopy(dir, 'qwen2-tiny', 'qwen2');
-  const narrow = path.join(dir, 'narrow');
-  await writeSyntheticModel(narrow, { family: 'qwen2', hiddenSize: 32, intermediateSize: 48, numLayers: 2, vocabSize: 128, numHeads: 4, numKvHeads: 2, seed: 7, scale: 0.2 });
-  await addCharTokenizer(narrow);
+  const narrow = await narrowQwen2(dir);
   // Perplexity routing, top 2 of 3: each text picks its own pair, with unequal weights.
   const recipe = path.join(dir, 'recipe.yml');
   await writeFile(recipe, [`base_model: ${llama}`, 'gate_mode: random', 'experts_per_token: 2', 'experts:', ...[llama, qwen2, narrow].map((e) => `  - source_model: ${e}`), ''].join('\n'));

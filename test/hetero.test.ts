@@ -5,7 +5,6 @@ import test from 'ava';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { charTokenizerFiles } from '../benchmarks/synthetic/char-tokenizer.js';
-import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
 import { architectureDifference } from '../core/build/hetero.js';
 import { Checkpoint } from '../core/checkpoint/checkpoint.js';
 import { normalizeConfig } from '../core/config/normalize.js';
@@ -19,7 +18,7 @@ import { logSoftmax } from '../core/model/sampling.js';
 import { SafetensorsReader } from '../core/safetensors/reader.js';
 import { templatesDir, writeHeteroRepo } from '../export/formats/hetero/write.js';
 import type { CausalScorer } from '../routers/baselines/perplexity-router.js';
-import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
+import { goldenCopy, narrowQwen2 } from './helpers/build-fixtures.js';
 import { golden, tempDir } from './helpers/paths.js';
 
 let dir = '';
@@ -31,9 +30,7 @@ test.before(async () => {
   m.llama = await goldenCopy(dir, 'llama-tiny', 'llama');
   m.qwen2 = await goldenCopy(dir, 'qwen2-tiny', 'qwen2');
   // A qwen2-architecture expert of another width and depth, same vocabulary and tokenizer.
-  m.narrow = path.join(dir, 'narrow');
-  await writeSyntheticModel(m.narrow, { family: 'qwen2', hiddenSize: 32, intermediateSize: 48, numLayers: 2, vocabSize: 128, numHeads: 4, numKvHeads: 2, seed: 7, scale: 0.2 });
-  await addCharTokenizer(m.narrow);
+  m.narrow = await narrowQwen2(dir);
 });
 test.after.always(() => cleanup());
 

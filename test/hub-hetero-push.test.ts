@@ -4,9 +4,8 @@
 import test from 'ava';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeSyntheticModel } from '../benchmarks/synthetic/dense-model.js';
 import { loadHeteroRepo } from '../core/hetero/load.js';
-import { addCharTokenizer, goldenCopy } from './helpers/build-fixtures.js';
+import { goldenCopy, narrowQwen2 } from './helpers/build-fixtures.js';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/paths.js';
 import { guardNetwork, startHubWithTinyModel } from './hub/fixtures.js';
@@ -16,9 +15,7 @@ const net = guardNetwork();
 /** A heterogeneous recipe over local folders: llama-tiny and a narrower 2-layer qwen2 sharing its tokenizer. */
 async function heteroRecipe(dir: string): Promise<string> {
   const llama = await goldenCopy(dir, 'llama-tiny', 'llama');
-  const narrow = path.join(dir, 'narrow');
-  await writeSyntheticModel(narrow, { family: 'qwen2', hiddenSize: 32, intermediateSize: 48, numLayers: 2, vocabSize: 128, numHeads: 4, numKvHeads: 2, seed: 7, scale: 0.2 });
-  await addCharTokenizer(narrow);
+  const narrow = await narrowQwen2(dir);
   const recipe = path.join(dir, 'recipe.yml');
   await writeFile(recipe, `base_model: ${llama}\ngate_mode: random\nexperts:\n  - source_model: ${llama}\n  - source_model: ${narrow}\n`);
   return recipe;

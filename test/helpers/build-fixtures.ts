@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { DependencyContainer } from 'tsyringe';
 import type { BuildOutcome, MoeBuildOutcome } from '../../core/build/build.js';
 import { charTokenizerFiles } from '../../benchmarks/synthetic/char-tokenizer.js';
+import { writeSyntheticModel } from '../../benchmarks/synthetic/dense-model.js';
 import { createContainer } from '../../index.js';
 import { golden, type GOLDEN_MODELS } from './paths.js';
 
@@ -30,4 +31,15 @@ export async function goldenCopy(dir: string, model: (typeof GOLDEN_MODELS)[numb
 export function moeOutcome(o: BuildOutcome): MoeBuildOutcome {
   if (o.kind !== 'moe') throw new Error(`expected a Mixtral-style build, got a ${o.kind} one`);
   return o;
+}
+
+/**
+ * A heterogeneous expert for the goldens (issue 9 tests): a qwen2 model of another width
+ * and depth (hidden 32, 2 layers) with llama-tiny's vocabulary and the same tokenizer, at dir/narrow.
+ */
+export async function narrowQwen2(dir: string): Promise<string> {
+  const folder = path.join(dir, 'narrow');
+  await writeSyntheticModel(folder, { family: 'qwen2', hiddenSize: 32, intermediateSize: 48, numLayers: 2, vocabSize: 128, numHeads: 4, numKvHeads: 2, seed: 7, scale: 0.2 });
+  await addCharTokenizer(folder);
+  return folder;
 }
