@@ -2,7 +2,8 @@
 // through (as mergekit does with `XConfig(**base_config.to_dict())`, so keys we do
 // not know survive), re-spelled in transformers v4 (`torch_dtype`, `rope_theta`,
 // `rope_scaling`), which v5 reads too (DESIGN.md §3).
-import type { NormalizedConfig, RopeConfig } from '../../core/config/types.js';
+import type { MoeConfig, NormalizedConfig, RopeConfig } from '../../core/config/types.js';
+import type { MoeShape } from '../../core/plugins.js';
 
 // Keys rewritten below, or meaningless for the output (v5's per-layer lists describe the dense base).
 const DROPPED = ['architectures', 'model_type', 'dtype', 'torch_dtype', 'rope_parameters', 'layer_types', '_name_or_path', 'auto_map', 'transformers_version'];
@@ -53,4 +54,25 @@ export function commonUnsupportedReason(families: string[], allowed: readonly st
 /** The output's NormalizedConfig fields every MoE format sets the same way. */
 export function moeOutputBase(base: NormalizedConfig): NormalizedConfig {
   return { ...base, slidingWindows: base.slidingWindows.map(() => null) };
+}
+
+/** transformers' default `router_aux_loss_coef` for Mixtral and the Qwen MoEs; the builder writes it unchanged. */
+export const ROUTER_AUX_LOSS_COEF = 0.001;
+
+/**
+ * The MoE settings every format gives its output: one router per layer over all experts,
+ * top-k renormalised, experts as wide as the base's FFN; `sharedExpertIntermediateSize`
+ * null except for formats with a shared expert (Qwen2-MoE).
+ */
+export function moeSettings(base: NormalizedConfig, shape: MoeShape, sharedExpertIntermediateSize: number | null): MoeConfig {
+  return {
+    numExperts: shape.numExperts,
+    expertsPerToken: shape.expertsPerToken,
+    expertIntermediateSize: base.intermediateSize,
+    normTopkProb: true,
+    sharedExpertIntermediateSize,
+    decoderSparseStep: 1,
+    mlpOnlyLayers: [],
+    routerAuxLossCoef: ROUTER_AUX_LOSS_COEF,
+  };
 }

@@ -5,10 +5,9 @@
 // mergekit prefers this format whenever it applies.
 import type { NormalizedConfig } from '../../core/config/types.js';
 import type { FormatSupportInput, MoeShape, OutputFormat } from '../../core/plugins.js';
-import { baseConfigJson, commonUnsupportedReason, moeOutputBase } from './hf-config.js';
+import { baseConfigJson, commonUnsupportedReason, moeOutputBase, moeSettings, ROUTER_AUX_LOSS_COEF } from './hf-config.js';
 
 // MixtralConfig's default (configuration_mixtral.py); only used in training.
-const ROUTER_AUX_LOSS_COEF = 0.001;
 
 export const mixtralFormat: OutputFormat = {
   name: 'mixtral',
@@ -27,16 +26,7 @@ export const mixtralFormat: OutputFormat = {
       ...moeOutputBase(base),
       modelType: 'mixtral',
       architecture: 'MixtralForCausalLM',
-      moe: {
-        numExperts: shape.numExperts,
-        expertsPerToken: shape.expertsPerToken,
-        expertIntermediateSize: base.intermediateSize,
-        normTopkProb: true,
-        sharedExpertIntermediateSize: null,
-        decoderSparseStep: 1,
-        mlpOnlyLayers: [],
-        routerAuxLossCoef: ROUTER_AUX_LOSS_COEF,
-      },
+      moe: moeSettings(base, shape, null),
     };
   },
   synthesizeConfig(base: NormalizedConfig, shape: MoeShape, dtype: string): Record<string, unknown> {

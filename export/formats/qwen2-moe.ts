@@ -7,10 +7,9 @@
 // (its shared_expert_gate is then zeros: sigmoid(0) = 0.5 for every token).
 import type { NormalizedConfig } from '../../core/config/types.js';
 import type { FormatSupportInput, MoeShape, OutputFormat } from '../../core/plugins.js';
-import { baseConfigJson, commonUnsupportedReason, moeOutputBase } from './hf-config.js';
+import { baseConfigJson, commonUnsupportedReason, moeOutputBase, moeSettings, ROUTER_AUX_LOSS_COEF } from './hf-config.js';
 
 // Qwen2MoeConfig's default (configuration_qwen2_moe.py).
-const ROUTER_AUX_LOSS_COEF = 0.001;
 
 export const qwen2MoeFormat: OutputFormat = {
   name: 'qwen2_moe',
@@ -33,16 +32,7 @@ export const qwen2MoeFormat: OutputFormat = {
       attentionBias: true,
       attentionOutBias: false,
       qkNorm: false,
-      moe: {
-        numExperts: shape.numExperts,
-        expertsPerToken: shape.expertsPerToken,
-        expertIntermediateSize: base.intermediateSize,
-        normTopkProb: true,
-        sharedExpertIntermediateSize: shape.sharedExpertIntermediateSize ?? base.intermediateSize,
-        decoderSparseStep: 1,
-        mlpOnlyLayers: [],
-        routerAuxLossCoef: ROUTER_AUX_LOSS_COEF,
-      },
+      moe: moeSettings(base, shape, shape.sharedExpertIntermediateSize ?? base.intermediateSize),
     };
   },
   synthesizeConfig(base: NormalizedConfig, shape: MoeShape, dtype: string): Record<string, unknown> {

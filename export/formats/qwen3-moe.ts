@@ -3,10 +3,9 @@
 // sparse, norm_topk_prob true, q_norm/k_norm kept from the base.
 import type { NormalizedConfig } from '../../core/config/types.js';
 import type { FormatSupportInput, MoeShape, OutputFormat } from '../../core/plugins.js';
-import { baseConfigJson, commonUnsupportedReason, moeOutputBase } from './hf-config.js';
+import { baseConfigJson, commonUnsupportedReason, moeOutputBase, moeSettings, ROUTER_AUX_LOSS_COEF } from './hf-config.js';
 
 // Qwen3MoeConfig's default (configuration_qwen3_moe.py).
-const ROUTER_AUX_LOSS_COEF = 0.001;
 
 export const qwen3MoeFormat: OutputFormat = {
   name: 'qwen3_moe',
@@ -21,16 +20,7 @@ export const qwen3MoeFormat: OutputFormat = {
       ...moeOutputBase(base),
       modelType: 'qwen3_moe',
       architecture: 'Qwen3MoeForCausalLM',
-      moe: {
-        numExperts: shape.numExperts,
-        expertsPerToken: shape.expertsPerToken,
-        expertIntermediateSize: base.intermediateSize,
-        normTopkProb: true,
-        sharedExpertIntermediateSize: null,
-        decoderSparseStep: 1,
-        mlpOnlyLayers: [],
-        routerAuxLossCoef: ROUTER_AUX_LOSS_COEF,
-      },
+      moe: moeSettings(base, shape, null),
     };
   },
   synthesizeConfig(base: NormalizedConfig, shape: MoeShape, dtype: string): Record<string, unknown> {
