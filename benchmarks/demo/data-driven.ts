@@ -5,19 +5,18 @@
 // enhanced experts with `moeforge build`, evaluates everything on the zoo suite and
 // prints each data-driven method next to its data-free counterpart.
 // Usage: npx tsx benchmarks/demo/data-driven.ts [outDir] [--limit N]
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMoeforgeError } from '../../core/errors.js';
 import { runBuild } from '../../cli/commands/build.js';
 import { runMerge } from '../../cli/commands/merge.js';
-import { evaluateAndReport, parseReportArgs, zooModel } from './evaluate-zoo.js';
+import { demoWorkspace, evaluateAndReport, parseReportArgs, zooModel } from './evaluate-zoo.js';
 import type { EvalResults } from '../eval/results.js';
 import { loadSuite } from '../eval/suite.js';
 import { renderTable } from '../eval/table.js';
 import { TASK_NAMES, type TaskName } from '../zoo/tasks.js';
-import { CALIBRATION, denseMerges, drawCalibration, moeRecipes, type CalibrationFiles, type Zoo } from './data-driven-recipes.js';
+import { CALIBRATION, denseMerges, drawCalibration, moeRecipes, type CalibrationFiles } from './data-driven-recipes.js';
 import { positivePrompts } from './recipes.js';
 
 const ZOO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'zoo', 'models');
@@ -71,19 +70,13 @@ async function main(): Promise<void> {
   const { out, limit } = parseReportArgs(process.argv.slice(2), path.join('demo-output', 'data-driven'));
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const seconds = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
-  const manifest = JSON.parse(readFileSync(path.join(ZOO_DIR, 'zoo.json'), 'utf8')) as { seed: number; testSize?: number };
-  const testSize = manifest.testSize ?? 200;
-  const zoo = Object.fromEntries(['base', ...TASK_NAMES].map((n) => [n, path.join(ZOO_DIR, n)])) as Zoo;
+  const { zoo, seed, testSize, recipes, models } = await demoWorkspace(ZOO_DIR, out, ['calibration']);
   const dataDir = path.join(out, 'calibration');
-  const recipes = path.join(out, 'recipes');
-  const models = path.join(out, 'models');
-  await rm(out, { recursive: true, force: true });
-  for (const d of [dataDir, recipes, models]) await mkdir(d, { recursive: true });
 
   say(`moeforge data-driven demo: zoo ${ZOO_DIR}`);
   const cal = {} as Record<TaskName, CalibrationFiles>;
   for (const t of TASK_NAMES) {
-    const draw = drawCalibration(t, manifest.seed, testSize, ZOO_DIR, CALIBRATION_LINES);
+    const draw = drawCalibration(t, seed, testSize, ZOO_DIR, CALIBRATION_LINES);
     if (t !== 'facts' && draw.inTestSet > 0) throw new Error(`${t}: ${draw.inTestSet} calibration questions are in the held-out test set`);
     cal[t] = { text: path.join(dataDir, `${t}.jsonl`), prompts: path.join(dataDir, `${t}.prompts.jsonl`) };
     await writeFile(cal[t].text, `${draw.text.join('\n')}\n`);
@@ -100,7 +93,7 @@ async function main(): Promise<void> {
     await runMerge(file, { out: path.join(models, m.name), overwrite: true });
     say(`  merged ${m.name} [${seconds()}]`);
   }
-  const moe = moeRecipes(zoo, positivePrompts(manifest.seed, testSize), cal);
+  const moe = moeRecipes(zoo, positivePrompts(seed, testSize), cal);
   for (const [name, text] of [
     ['moe-plain', moe.plain],
     ['moe-enhanced', moe.enhanced],

@@ -7,17 +7,16 @@
 // per-task comparison, and writes the report under ./demo-output.
 // Offline, a few minutes on 2 cores.
 // Usage: demo [outDir] [--limit N] [--experts-per-token K] [--zoo folder]
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMoeforgeError } from '../../core/errors.js';
 import { runBuild } from '../../cli/commands/build.js';
 import { runMerge } from '../../cli/commands/merge.js';
-import { evaluateAndReport, zooModel } from './evaluate-zoo.js';
+import { demoWorkspace, evaluateAndReport, zooModel } from './evaluate-zoo.js';
 import { loadSuite } from '../eval/suite.js';
 import { renderTable } from '../eval/table.js';
-import { TASK_NAMES, type TaskName } from '../zoo/tasks.js';
+import { TASK_NAMES } from '../zoo/tasks.js';
 import { analyse, formatAnalysis } from './analysis.js';
 import { MOE_VARIANTS, moeRecipe, oracleRecipe, positivePrompts, tiesMergeConfig } from './recipes.js';
 
@@ -44,16 +43,10 @@ async function main(): Promise<void> {
   const { out, limit, expertsPerToken, zoo: ZOO_DIR } = parseArgs(process.argv.slice(2));
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const seconds = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
-  const manifest = JSON.parse(readFileSync(path.join(ZOO_DIR, 'zoo.json'), 'utf8')) as { seed: number; testSize?: number };
-  const zoo = Object.fromEntries(['base', ...TASK_NAMES].map((n) => [n, path.join(ZOO_DIR, n)])) as Record<'base' | TaskName, string>;
-  const recipes = path.join(out, 'recipes');
-  const models = path.join(out, 'models');
-  await rm(out, { recursive: true, force: true });
-  await mkdir(recipes, { recursive: true });
-  await mkdir(models, { recursive: true });
+  const { zoo, seed, testSize, recipes, models } = await demoWorkspace(ZOO_DIR, out);
 
   say(`moeforge demo: zoo ${ZOO_DIR}`);
-  const prompts = positivePrompts(manifest.seed, manifest.testSize ?? 200);
+  const prompts = positivePrompts(seed, testSize);
   for (const v of MOE_VARIANTS) {
     const file = path.join(recipes, `${v.name}.yml`);
     await writeFile(file, moeRecipe(v, zoo, prompts, expertsPerToken));

@@ -1,7 +1,11 @@
-// The evaluation step every zoo demo shares: score the models on the suite with
-// one progress line per model, then write the report (results.json, report.md,
-// SVG charts) under <out>/report.
+// What every zoo demo shares: its workspace (the zoo's manifest and model folders, a
+// fresh output folder with recipes/ and models/), and the evaluation step: score the
+// models on the suite with one progress line per model, then write the report
+// (results.json, report.md, SVG charts) under <out>/report.
+import { readFileSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { TASK_NAMES, type TaskName } from '../zoo/tasks.js';
 import { evaluate, localModel, type EvalModel } from '../eval/evaluate.js';
 import { writeReport } from '../eval/report.js';
 import type { EvalResults } from '../eval/results.js';
@@ -18,6 +22,27 @@ export function parseReportArgs(argv: string[], defaultOut: string): { out: stri
   }
   if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit expects a positive whole number');
   return { out: path.resolve(out), limit };
+}
+
+export interface DemoWorkspace {
+  /** The zoo's model folders by name. */
+  zoo: Record<'base' | TaskName, string>;
+  /** zoo.json's seed and held-out test size (what the zoo's data was drawn with). */
+  seed: number;
+  testSize: number;
+  recipes: string;
+  models: string;
+}
+
+/** Reads the zoo in `zooDir` and empties `out`, creating recipes/, models/ and any `extra` subfolders. */
+export async function demoWorkspace(zooDir: string, out: string, extra: string[] = []): Promise<DemoWorkspace> {
+  const manifest = JSON.parse(readFileSync(path.join(zooDir, 'zoo.json'), 'utf8')) as { seed: number; testSize?: number };
+  const zoo = Object.fromEntries(['base', ...TASK_NAMES].map((n) => [n, path.join(zooDir, n)])) as Record<'base' | TaskName, string>;
+  const recipes = path.join(out, 'recipes');
+  const models = path.join(out, 'models');
+  await rm(out, { recursive: true, force: true });
+  for (const d of [recipes, models, ...extra.map((e) => path.join(out, e))]) await mkdir(d, { recursive: true });
+  return { zoo, seed: manifest.seed, testSize: manifest.testSize ?? 200, recipes, models };
 }
 
 /** A local model folder under a display name. */

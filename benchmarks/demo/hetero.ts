@@ -13,7 +13,7 @@
 // that the heterogeneous MoEs keep (target >= 95%), and where each task's
 // questions were routed (the routing part of any loss), and writes the report.
 // Usage: npx tsx benchmarks/demo/hetero.ts [outDir] [--limit N]   (default demo-output/hetero, 100)
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,7 @@ import type { Tokenizer } from '../../core/tokenizer/tokenizer.js';
 import { runBuild } from '../../cli/commands/build.js';
 import { runMerge } from '../../cli/commands/merge.js';
 import type { EvalModel } from '../eval/evaluate.js';
-import { evaluateAndReport, parseReportArgs, zooModel } from './evaluate-zoo.js';
+import { demoWorkspace, evaluateAndReport, parseReportArgs, zooModel } from './evaluate-zoo.js';
 import type { EvalResults } from '../eval/results.js';
 import { loadSuite } from '../eval/suite.js';
 import { renderTable } from '../eval/table.js';
@@ -143,20 +143,14 @@ async function main(): Promise<void> {
   const { out, limit } = parseReportArgs(process.argv.slice(2), path.join('demo-output', 'hetero'));
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const seconds = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
-  const manifest = JSON.parse(readFileSync(path.join(ZOO_DIR, 'zoo.json'), 'utf8')) as { seed: number; testSize?: number };
-  const zoo = Object.fromEntries(['base', ...TASK_NAMES].map((n) => [n, path.join(ZOO_DIR, n)])) as Record<'base' | TaskName, string>;
-  const recipes = path.join(out, 'recipes');
-  const models = path.join(out, 'models');
-  await rm(out, { recursive: true, force: true });
-  await mkdir(recipes, { recursive: true });
-  await mkdir(models, { recursive: true });
-  const prompts = positivePrompts(manifest.seed, manifest.testSize ?? 200);
+  const { zoo, seed, testSize, recipes, models } = await demoWorkspace(ZOO_DIR, out);
+  const prompts = positivePrompts(seed, testSize);
 
   say(`moeforge hetero demo: zoo ${ZOO_DIR} + ${QWEN}`);
   const trainData = {} as Record<TaskName, string>;
   for (const t of TASK_NAMES) {
     trainData[t] = path.join(recipes, `${t}.train.txt`);
-    await writeFile(trainData[t], `${trainingTexts(manifest.seed, manifest.testSize ?? 200, t, TRAIN_TEXTS).join('\n')}\n`);
+    await writeFile(trainData[t], `${trainingTexts(seed, testSize, t, TRAIN_TEXTS).join('\n')}\n`);
   }
   const heteros = HETERO_VARIANTS;
   for (const h of heteros) {
